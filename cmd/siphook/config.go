@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/siphook/siphook/recorder"
+	"github.com/siphook/siphook/rtp"
+	"github.com/siphook/siphook/sip"
+)
+
+// Config is the whole configuration file. Each section belongs to its package, which owns its defaults and
+// its Validate; this file only layers them: embedded defaults < YAML file < SIPHOOK_* environment < flags.
+type Config struct {
+	Log      LogConfig       `yaml:"log"`
+	SIP      sip.Config      `yaml:"sip"`
+	RTP      rtp.Config      `yaml:"rtp"`
+	Recorder recorder.Config `yaml:"recorder"`
+}
+
+// LogConfig chooses the log output.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+func defaultConfig() Config {
+	return Config{
+		Log:      LogConfig{Level: "info", Format: "text"},
+		SIP:      sip.DefaultConfig(),
+		RTP:      rtp.DefaultConfig(),
+		Recorder: recorder.DefaultConfig(),
+	}
+}
+
+// Validate collects every section's problems.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+	}
+	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate())
+	return errors.Join(errs...)
+}
+
+// loadFile decodes a YAML file over cfg; unknown keys are errors so a typo fails at start, not in production.
+func loadFile(cfg *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+const envPrefix = "SIPHOOK_"
+
+// envVar is one configuration key reachable from the environment.
+type envVar struct {
+	Name  string        // SIPHOOK_SIP_LISTEN
+	Key   string        // sip.listen
+	field reflect.Value // settable
+}
+
+// envVars lists every leaf key of the config: the variable name is SIPHOOK_ + the YAML path in upper case
+// with '.' as '_' (sip.tls.cert_file → SIPHOOK_SIP_TLS_CERT_FILE).
+func envVars(cfg *Config) []envVar {
+	var out []envVar
+	var walk func(v reflect.Value, path []string)
+	walk = func(v reflect.Value, path []string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			p := append(path[:len(path):len(path)], tag)
+			f := v.Field(i)
+			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeFor[time.Duration]() {
+				walk(f, p)
+				continue
+			}
+			out = append(out, envVar{
+				Name:  envPrefix + strings.ToUpper(strings.Join(p, "_")),
+				Key:   strings.Join(p, "."),
+				field: f,
+			})
+		}
+	}
+	walk(reflect.ValueOf(cfg).Elem(), nil)
+	return out
+}
+
+// applyEnv sets every config key that has a SIPHOOK_* variable in env.
+func applyEnv(cfg *Config, lookup func(string) (string, bool)) error {
+	var errs []error
+	for _, ev := range envVars(cfg) {
+		val, ok := lookup(ev.Name)
+		if !ok {
+			continue
+		}
+		if err := setValue(ev.field, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", ev.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func setValue(f reflect.Value, s string) error {
+	switch {
+	case f.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(s)
+	case f.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(n))
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		var items []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		f.Set(reflect.ValueOf(items))
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+// secretKeys are never printed by check-config.
+func isSecret(key string) bool {
+	return strings.Contains(key, "secret") || strings.Contains(key, "password") || strings.HasSuffix(key, "key_file")
+}

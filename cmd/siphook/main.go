@@ -1,0 +1,183 @@
+// Command siphook records contact-centre calls from SIPREC SBCs.
+//
+//	siphook [serve] [flags]   run the server (the default)
+//	siphook check-config      validate the configuration and print it as loaded
+//	siphook env               list the SIPHOOK_* variables and the keys they set
+//	siphook version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/siphook/siphook/recorder"
+	"github.com/siphook/siphook/rtp"
+	"github.com/siphook/siphook/sip"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "siphook:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve", "check-config":
+		cfg, err := loadConfig(args, stderr)
+		if err != nil {
+			return err
+		}
+		if cmd == "check-config" {
+			return printConfig(stdout, cfg)
+		}
+		return serve(cfg, stderr)
+	case "env":
+		cfg := defaultConfig()
+		for _, ev := range envVars(&cfg) {
+			fmt.Fprintf(stdout, "%-40s %s (default %v)\n", ev.Name, ev.Key, ev.field.Interface())
+		}
+		return nil
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (want serve, check-config, env or version)", cmd)
+}
+
+// loadConfig layers defaults, the config file, the environment and the flags, then validates.
+func loadConfig(args []string, stderr io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("siphook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", os.Getenv("SIPHOOK_CONFIG"), "YAML configuration file (env SIPHOOK_CONFIG)")
+	sipListen := fs.String("sip-listen", "", "SIP host:port for UDP and TCP (sip.listen)")
+	activation := fs.String("activation", "", "immediate, on-match or delayed (sip.activation)")
+	dir := fs.String("recordings", "", "recordings directory (recorder.dir)")
+	rtpPorts := fs.String("rtp-ports", "", "RTP port range, e.g. 20000-29999 (rtp.port_min, rtp.port_max)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (log.level)")
+	logFormat := fs.String("log-format", "", "text or json (log.format)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if *path != "" {
+		if err := loadFile(&cfg, *path); err != nil {
+			return cfg, err
+		}
+	}
+	if err := applyEnv(&cfg, os.LookupEnv); err != nil {
+		return cfg, err
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.SIP.Listen, *sipListen)
+	set((*string)(&cfg.SIP.Activation), *activation)
+	set(&cfg.Recorder.Dir, *dir)
+	set(&cfg.Log.Level, *logLevel)
+	set(&cfg.Log.Format, *logFormat)
+	if *rtpPorts != "" {
+		lo, hi, ok := strings.Cut(*rtpPorts, "-")
+		min, err1 := strconv.Atoi(lo)
+		max, err2 := strconv.Atoi(hi)
+		if !ok || err1 != nil || err2 != nil {
+			return cfg, fmt.Errorf("-rtp-ports %q: want MIN-MAX", *rtpPorts)
+		}
+		cfg.RTP.PortMin, cfg.RTP.PortMax = min, max
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func printConfig(w io.Writer, cfg Config) error {
+	for _, ev := range envVars(&cfg) {
+		if isSecret(ev.Key) && !ev.field.IsZero() {
+			ev.field.SetString("[redacted]")
+		}
+	}
+	return yaml.NewEncoder(w).Encode(cfg)
+}
+
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs until SIGINT or SIGTERM, then ends every session (BYE, recording finalised) before exiting.
+func serve(cfg Config, stderr io.Writer) error {
+	log := newLogger(cfg.Log, stderr)
+	slog.SetDefault(log)
+	reg := prometheus.NewRegistry()
+
+	rec, err := recorder.New(cfg.Recorder, recorder.WithLogger(log.With("component", "recorder")))
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
+	media, err := rtp.NewReceiver(cfg.RTP, rtp.WithLogger(log.With("component", "rtp")))
+	if err != nil {
+		return err
+	}
+	srv, err := sip.NewServer(cfg.SIP, media, rec, sip.WithLogger(log.With("component", "sip")), sip.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	log.Info("siphook started", "version", version(), "recordings", cfg.Recorder.Dir,
+		"rtp_ports", fmt.Sprintf("%d-%d", cfg.RTP.PortMin, cfg.RTP.PortMax))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	stop()
+	log.Info("stopping: ending sessions and finalising recordings")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("shutdown", "error", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return bi.Main.Version + " " + s.Value
+			}
+		}
+		return bi.Main.Version
+	}
+	return "unknown"
+}

@@ -1,0 +1,54 @@
+package recorder
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	DefaultDir           = "./recordings"
+	DefaultFlushInterval = 500 * time.Millisecond
+	DefaultLag           = 500 * time.Millisecond
+	DefaultMaxAhead      = 10 * time.Second
+)
+
+// Config is the recorder's part of the configuration file.
+type Config struct {
+	Dir           string        `yaml:"dir"`            // root directory; files go to Dir/YYYY/MM/DD/ (UTC)
+	FlushInterval time.Duration `yaml:"flush_interval"` // how often buffered audio is written and the WAV header rewritten
+	Lag           time.Duration `yaml:"lag"`            // how far behind the newest sample a flush stops, so late/reordered packets and a slower stream still land
+	MaxAhead      time.Duration `yaml:"max_ahead"`      // samples further ahead of the written part than this force a flush (bounds memory)
+}
+
+// DefaultConfig returns the defaults: a kill -9 loses at most about a second of audio, and each recording
+// buffers about a second (at most MaxAhead) in memory.
+func DefaultConfig() Config {
+	return Config{
+		Dir:           DefaultDir,
+		FlushInterval: DefaultFlushInterval,
+		Lag:           DefaultLag,
+		MaxAhead:      DefaultMaxAhead,
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("recorder.dir: must not be empty"))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("recorder.flush_interval %v: must be positive", c.FlushInterval))
+	}
+	if c.Lag < 0 {
+		errs = append(errs, fmt.Errorf("recorder.lag %v: must not be negative", c.Lag))
+	}
+	// MaxAhead must leave room for Lag plus at least one packet, or a forced flush could not make space.
+	// Keeping it above Lag+FlushInterval as well means only timestamp jumps force flushes.
+	if c.MaxAhead <= c.Lag {
+		errs = append(errs, fmt.Errorf("recorder.max_ahead %v: must exceed lag (%v)", c.MaxAhead, c.Lag))
+	}
+	return errors.Join(errs...)
+}

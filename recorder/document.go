@@ -1,0 +1,100 @@
+package recorder
+
+import "time"
+
+// Document states.
+const (
+	StateRecording      = "recording"       // written when a recording starts, so a crash leaves a record
+	StateCompleted      = "completed"       // the recording ended normally
+	StateNeverActivated = "never_activated" // a session that never got audio recorded
+	StateFailed         = "failed"
+)
+
+// FormatWAVPCM16 is AudioInfo.Format for the files this package writes.
+const FormatWAVPCM16 = "wav/pcm16"
+
+// Document is the JSON metadata written beside each recording. It is deliberately general: source-specific
+// facts go in Session as strings, so no SIP or AudioHook types leak in.
+type Document struct {
+	RecordingID  string            `json:"recording_id"`
+	Source       string            `json:"source"`            // "siprec", "audiohook"
+	State        string            `json:"state"`             // one of the State constants
+	Session      map[string]string `json:"session,omitempty"` // source-specific facts: sip_call_id, src_address, transport, …
+	Identifiers  []Identifier      `json:"identifiers,omitempty"`
+	Participants []Participant     `json:"participants,omitempty"`
+	Channels     []ChannelInfo     `json:"channels,omitempty"`
+	Events       []Event           `json:"events,omitempty"` // activated, paused, resumed, … in time order
+	Start        time.Time         `json:"start"`
+	End          *time.Time        `json:"end,omitempty"`
+	DurationSec  float64           `json:"duration_seconds"`
+	Audio        *AudioInfo        `json:"audio,omitempty"` // nil when no audio file exists
+}
+
+// Identifier is a key that ties the recording to the outside world, e.g.
+// {Kind: "ucid", Value: "00071252811778010124", Raw: "04FA08…", Origin: "User-to-User"}.
+type Identifier struct {
+	Kind   string `json:"kind"`
+	Value  string `json:"value"`
+	Raw    string `json:"raw,omitempty"`
+	Origin string `json:"origin"`
+}
+
+// Participant is a party of the recorded call.
+type Participant struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	AOR  string `json:"aor,omitempty"`
+	Role string `json:"role,omitempty"` // "caller", "callee", ""
+}
+
+// ChannelInfo describes one channel of the audio file.
+type ChannelInfo struct {
+	Index         int         `json:"index"`
+	Label         string      `json:"label,omitempty"`
+	ParticipantID string      `json:"participant_id,omitempty"`
+	Codec         string      `json:"codec,omitempty"`
+	Stats         StreamStats `json:"stats"`
+}
+
+// StreamStats are the counters of the stream that fed a channel.
+type StreamStats struct {
+	Received   uint64 `json:"received"`
+	Lost       uint64 `json:"lost"`
+	Reordered  uint64 `json:"reordered"`
+	Duplicates uint64 `json:"duplicates"`
+	Late       uint64 `json:"late"`
+	Dropped    uint64 `json:"dropped"`
+}
+
+// Event is something that happened to the session, such as "activated", "paused" or "resumed".
+type Event struct {
+	At     time.Time `json:"at"`
+	Type   string    `json:"type"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// AudioInfo describes the audio file.
+type AudioInfo struct {
+	File       string `json:"file"` // path relative to Config.Dir, slash-separated
+	Format     string `json:"format"`
+	SampleRate int    `json:"sample_rate"`
+	Channels   int    `json:"channels"`
+	Samples    int64  `json:"samples"` // per channel
+}
+
+// fill sets the fields the recorder owns when the caller left them empty: the ID, the start, the end (now)
+// and the duration (end minus start).
+func (d *Document) fill(id string, start, now time.Time) {
+	if d.RecordingID == "" {
+		d.RecordingID = id
+	}
+	if d.Start.IsZero() {
+		d.Start = start
+	}
+	if d.End == nil {
+		d.End = &now
+	}
+	if d.DurationSec == 0 && d.End.After(d.Start) {
+		d.DurationSec = d.End.Sub(d.Start).Seconds()
+	}
+}

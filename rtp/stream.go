@@ -1,0 +1,226 @@
+package rtp
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Sink is where a stream's decoded audio goes: one channel of a recording (recorder.Channel satisfies it).
+type Sink interface {
+	// SamplePosition is the sample index of the recording timeline at wall-clock t.
+	SamplePosition(t time.Time) int64
+	// WriteSamples places pcm at timeline position pos; the sink copies it.
+	WriteSamples(pos int64, pcm []int16)
+}
+
+// Encoding is what an RTP payload type carries.
+type Encoding uint8
+
+const (
+	EncodingUnknown Encoding = iota
+	EncodingPCMU
+	EncodingPCMA
+	EncodingTelephoneEvent // RFC 4733 DTMF: counted, never written as audio
+	EncodingComfortNoise   // RFC 3389 CN: counted, never written as audio
+)
+
+// EncodingByName maps an SDP rtpmap encoding name (any case) to an Encoding.
+func EncodingByName(name string) Encoding {
+	switch strings.ToUpper(name) {
+	case "PCMU":
+		return EncodingPCMU
+	case "PCMA":
+		return EncodingPCMA
+	case "TELEPHONE-EVENT":
+		return EncodingTelephoneEvent
+	case "CN":
+		return EncodingComfortNoise
+	}
+	return EncodingUnknown
+}
+
+// PayloadMap says what each payload type of a stream carries. The static types 0 (PCMU), 8 (PCMA) and
+// 13 (CN) need no entry.
+type PayloadMap map[uint8]Encoding
+
+// Lookup says what payload type pt carries.
+func (m PayloadMap) Lookup(pt uint8) Encoding {
+	if e, ok := m[pt]; ok {
+		return e
+	}
+	switch pt {
+	case 0:
+		return EncodingPCMU
+	case 8:
+		return EncodingPCMA
+	case 13:
+		return EncodingComfortNoise
+	}
+	return EncodingUnknown
+}
+
+// Stats are a stream's packet counters.
+type Stats struct {
+	Received   uint64 // RTP packets accepted while recording
+	Lost       uint64 // sequence numbers never seen (net of late arrivals)
+	Reordered  uint64 // packets that arrived after a later sequence number
+	Duplicates uint64 // packets whose sequence number was already seen
+	Dropped    uint64 // packets not recorded: not recording yet, paused, malformed or an unknown payload type
+	Jumps      uint64 // timeline re-anchors: SSRC change, timestamp jump
+}
+
+const (
+	// maxDrift is how far (in samples at 8 kHz) RTP-timestamp placement may stray from wall-clock placement
+	// before the stream is re-anchored on the wall clock: one second absorbs jitter and batched reads, and
+	// catches SSRC changes, timestamp resets and hold gaps the SRC did not reflect in its timestamps.
+	maxDrift = 8000
+	// seqWindow is how many recent sequence numbers are remembered for duplicate detection.
+	seqWindow = 64
+)
+
+// Stream turns the RTP packets of one recorded m-line into samples on a recording's timeline.
+// A packet's place comes from its RTP timestamp relative to the stream's anchor, so reordered packets land
+// in order and gaps become silence; the anchor is set from the wall clock on the first packet and whenever
+// the timestamp stops agreeing with the clock.
+type Stream struct {
+	mu       sync.Mutex
+	payloads PayloadMap
+	sink     Sink // nil: not recording, packets are dropped
+	stats    Stats
+
+	anchored   bool
+	ssrc       uint32
+	anchorExt  int64 // extended timestamp at the anchor
+	anchorPos  int64 // timeline position at the anchor
+	lastTS     uint32
+	lastExt    int64
+	highestSeq int64  // extended sequence number
+	seenMask   uint64 // bit i set: highestSeq-i was seen
+
+	pkt rtp.Packet
+	pcm []int16
+}
+
+// NewStream makes a stream that decodes the given payload types.
+func NewStream(payloads PayloadMap) *Stream {
+	return &Stream{payloads: payloads, pcm: make([]int16, 0, 320)}
+}
+
+// SetPayloads replaces the payload map (an SDP renegotiation).
+func (s *Stream) SetPayloads(p PayloadMap) {
+	s.mu.Lock()
+	s.payloads = p
+	s.mu.Unlock()
+}
+
+// SetSink starts (sink != nil) or stops (nil) recording. A new sink re-anchors the timeline.
+func (s *Stream) SetSink(sink Sink) {
+	s.mu.Lock()
+	if sink != s.sink {
+		s.anchored = false
+	}
+	s.sink = sink
+	s.mu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Stream) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// HandlePacket records one RTP packet that arrived at the given time. It never keeps b.
+func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sink == nil || s.pkt.Unmarshal(b) != nil || s.pkt.Version != 2 {
+		s.stats.Dropped++
+		return
+	}
+	h := &s.pkt.Header
+	enc := s.payloads.Lookup(h.PayloadType)
+	if enc == EncodingUnknown {
+		s.stats.Dropped++
+		return
+	}
+	if !s.anchored || h.SSRC != s.ssrc {
+		s.anchor(h, arrival)
+	} else if !s.countSeq(h.SequenceNumber) {
+		return // duplicate
+	}
+	s.stats.Received++
+	if enc == EncodingTelephoneEvent || enc == EncodingComfortNoise || len(s.pkt.Payload) == 0 {
+		return
+	}
+
+	d := int64(int32(h.Timestamp - s.lastTS))
+	ext := s.lastExt + d
+	if d > 0 {
+		s.lastTS, s.lastExt = h.Timestamp, ext
+	}
+	pos := s.anchorPos + (ext - s.anchorExt)
+	if wall := s.sink.SamplePosition(arrival); pos-wall > maxDrift || wall-pos > maxDrift {
+		s.stats.Jumps++
+		s.anchor(h, arrival)
+		pos = s.anchorPos
+	}
+
+	payload := s.pkt.Payload
+	s.pcm = s.pcm[:len(payload)]
+	if enc == EncodingPCMU {
+		DecodeULaw(s.pcm, payload)
+	} else {
+		DecodeALaw(s.pcm, payload)
+	}
+	s.sink.WriteSamples(pos, s.pcm)
+}
+
+// anchor pins the packet's timestamp to the wall-clock position of its arrival and restarts sequence tracking.
+func (s *Stream) anchor(h *rtp.Header, arrival time.Time) {
+	s.anchored = true
+	s.ssrc = h.SSRC
+	s.lastTS, s.lastExt, s.anchorExt = h.Timestamp, 0, 0
+	s.anchorPos = s.sink.SamplePosition(arrival)
+	s.highestSeq, s.seenMask = int64(h.SequenceNumber), 1
+}
+
+// countSeq updates the loss/reorder/duplicate counters; it reports false for a duplicate.
+func (s *Stream) countSeq(seq uint16) bool {
+	ext := s.highestSeq + int64(int16(seq-uint16(s.highestSeq)))
+	switch diff := ext - s.highestSeq; {
+	case diff > 0:
+		if diff > 1 {
+			s.stats.Lost += uint64(diff - 1)
+		}
+		if diff >= seqWindow {
+			s.seenMask = 0
+		} else {
+			s.seenMask <<= uint(diff)
+		}
+		s.seenMask |= 1
+		s.highestSeq = ext
+	case diff == 0:
+		s.stats.Duplicates++
+		return false
+	case -diff < seqWindow:
+		bit := uint64(1) << uint(-diff)
+		if s.seenMask&bit != 0 {
+			s.stats.Duplicates++
+			return false
+		}
+		s.seenMask |= bit
+		s.stats.Reordered++
+		if s.stats.Lost > 0 {
+			s.stats.Lost--
+		}
+	default:
+		// Older than the window: cannot tell a duplicate from a very late packet; the recorder drops it if its
+		// place was already written.
+		s.stats.Reordered++
+	}
+	return true
+}

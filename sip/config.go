@@ -1,0 +1,106 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Activation says when a new recording session starts recording.
+type Activation string
+
+const (
+	// ActivateImmediately answers recvonly at once: every session is recorded.
+	ActivateImmediately Activation = "immediate"
+	// ActivateOnMatch answers inactive and waits for Session.Activate (called by the matcher when the CTI feed
+	// shows a tracked agent on the call).
+	ActivateOnMatch Activation = "on-match"
+	// ActivateDelayed answers inactive and activates by re-INVITE after ActivationDelay: the on-match flow
+	// without CTI, for proving that an SBC accepts SRS-initiated re-INVITEs.
+	ActivateDelayed Activation = "delayed"
+)
+
+// Config is the SIP side of the server.
+type Config struct {
+	Listen     string   `yaml:"listen"`     // host:port for UDP and TCP
+	Transports []string `yaml:"transports"` // any of udp, tcp
+	TLS        struct {
+		Listen   string `yaml:"listen"`    // host:port; TLS is served when cert_file and key_file are set
+		CertFile string `yaml:"cert_file"` // PEM certificate chain
+		KeyFile  string `yaml:"key_file"`  // PEM private key
+	} `yaml:"tls"`
+	// AdvertiseAddress is the host written in our Contact (default: the listen host, or the address the
+	// request arrived on when listening on all interfaces).
+	AdvertiseAddress string `yaml:"advertise_address"`
+	// MediaAddress is the IP written in our SDP c= line (default: the RTP bind address, or the address the
+	// request arrived on when RTP binds to all interfaces).
+	MediaAddress    string        `yaml:"media_address"`
+	Activation      Activation    `yaml:"activation"`       // immediate | on-match | delayed
+	ActivationDelay time.Duration `yaml:"activation_delay"` // for activation: delayed
+	// ReinviteTimeout bounds one activation or pause re-INVITE transaction.
+	ReinviteTimeout time.Duration `yaml:"reinvite_timeout"`
+	// ReinviteAttempts is how many times a re-INVITE refused with 491 (glare) is tried.
+	ReinviteAttempts int    `yaml:"reinvite_attempts"`
+	UserAgent        string `yaml:"user_agent"`
+}
+
+// DefaultConfig is the embedded default: UDP and TCP on 127.0.0.1:5060, immediate activation.
+func DefaultConfig() Config {
+	return Config{
+		Listen:           "127.0.0.1:5060",
+		Transports:       []string{"udp", "tcp"},
+		Activation:       ActivateImmediately,
+		ActivationDelay:  2 * time.Second,
+		ReinviteTimeout:  10 * time.Second,
+		ReinviteAttempts: 5,
+		UserAgent:        "siphook",
+	}
+}
+
+// TLSEnabled reports whether a certificate is configured.
+func (c Config) TLSEnabled() bool { return c.TLS.CertFile != "" || c.TLS.KeyFile != "" }
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("sip.listen %q: %w", c.Listen, err))
+	}
+	if len(c.Transports) == 0 && !c.TLSEnabled() {
+		errs = append(errs, errors.New("sip.transports: none configured and no TLS certificate"))
+	}
+	for _, t := range c.Transports {
+		if t != "udp" && t != "tcp" {
+			errs = append(errs, fmt.Errorf("sip.transports: %q is not udp or tcp", t))
+		}
+	}
+	if c.TLSEnabled() {
+		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+			errs = append(errs, errors.New("sip.tls: cert_file and key_file go together"))
+		}
+		if _, _, err := net.SplitHostPort(c.TLS.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("sip.tls.listen %q: %w", c.TLS.Listen, err))
+		}
+	}
+	if c.MediaAddress != "" {
+		if _, err := netip.ParseAddr(c.MediaAddress); err != nil {
+			errs = append(errs, fmt.Errorf("sip.media_address %q: %w", c.MediaAddress, err))
+		}
+	}
+	if !slices.Contains([]Activation{ActivateImmediately, ActivateOnMatch, ActivateDelayed}, c.Activation) {
+		errs = append(errs, fmt.Errorf("sip.activation %q: want immediate, on-match or delayed", c.Activation))
+	}
+	if c.Activation == ActivateDelayed && c.ActivationDelay < 0 {
+		errs = append(errs, errors.New("sip.activation_delay must not be negative"))
+	}
+	if c.ReinviteTimeout <= 0 {
+		errs = append(errs, errors.New("sip.reinvite_timeout must be positive"))
+	}
+	if c.ReinviteAttempts < 1 {
+		errs = append(errs, errors.New("sip.reinvite_attempts must be at least 1"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,451 @@
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/siphook/siphook/recorder"
+	"github.com/siphook/siphook/rtp"
+)
+
+// What we tell peers we do, in OPTIONS answers, 2xx and refusals.
+const (
+	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"
+	acceptHeader    = "application/sdp, application/rs-metadata+xml, application/rs-metadata, multipart/mixed"
+	supportedHeader = "siprec"
+)
+
+// supportedOptionTags are the Require tags we accept. "timer" is accepted because the SRC refreshes
+// (refresher=uac); we never refresh ourselves.
+var supportedOptionTags = map[string]bool{"siprec": true, "timer": true}
+
+// Server is the SIPREC recording server: it owns the sipgo stack, its listeners and the session table.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	media *rtp.Receiver
+	rec   *recorder.Recorder
+	m     *metrics
+
+	ua     *sipgo.UserAgent
+	sipSrv *sipgo.Server
+	client *sipgo.Client
+	dialog *sipgo.DialogUA
+
+	onWaiting    func(*Session)
+	beforeAnswer func(ctx context.Context, s *Session) error // test seam: runs after admission, before the 200
+	jitter       func() time.Duration                        // 491 back-off
+
+	mu        sync.Mutex
+	sessions  map[string]*Session // by dialog id
+	draining  bool
+	listeners []func() error
+	addrs     map[string]string // transport → bound host:port
+	wg        sync.WaitGroup    // session goroutines (delayed activation)
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithRegisterer registers the server's metrics there (default: a private registry).
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(s *Server) { s.m = newMetrics(r) }
+}
+
+// WithOnWaiting is called, in its own goroutine, when a session has been answered inactive and confirmed
+// and waits to be activated (activation: on-match). The matcher hooks in here.
+func WithOnWaiting(f func(*Session)) Option { return func(s *Server) { s.onWaiting = f } }
+
+// NewServer builds the server; Start binds and serves.
+func NewServer(cfg Config, media *rtp.Receiver, rec *recorder.Recorder, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, media: media, rec: rec, log: slog.Default(),
+		sessions: map[string]*Session{}, addrs: map[string]string{},
+		jitter: func() time.Duration { return rand.N(2 * time.Second) },
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.m == nil {
+		s.m = newMetrics(prometheus.NewRegistry())
+	}
+	return s, nil
+}
+
+// Start binds the configured listeners and serves them until Shutdown.
+func (s *Server) Start() error {
+	var tlsConf *tls.Config
+	if s.cfg.TLSEnabled() {
+		cert, err := tls.LoadX509KeyPair(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("sip tls: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent(s.cfg.UserAgent))
+	if err != nil {
+		return err
+	}
+	s.ua = ua
+	if s.sipSrv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(s.log)); err != nil {
+		return err
+	}
+	if s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(s.log)); err != nil {
+		return err
+	}
+	s.sipSrv.OnInvite(s.onInvite)
+	s.sipSrv.OnAck(s.onAck)
+	s.sipSrv.OnBye(s.onBye)
+	s.sipSrv.OnCancel(s.onCancel)
+	s.sipSrv.OnOptions(s.onOptions)
+	s.sipSrv.OnUpdate(s.onUpdate)
+
+	if err := s.listen(tlsConf); err != nil {
+		s.closeListeners()
+		ua.Close()
+		return err
+	}
+	host, port := s.contactHostPort()
+	// RewriteContact sends our in-dialog requests to where the INVITE came from: over TCP/TLS that reuses the
+	// SRC's connection (sipgo issue #361), over UDP it is the SBC's signalling address.
+	s.dialog = &sipgo.DialogUA{Client: s.client, ContactHDR: s.contact(host, port, ""), RewriteContact: true}
+	s.log.Info("sip listening", "addresses", s.addrs, "activation", s.cfg.Activation)
+	return nil
+}
+
+// listen binds UDP and TCP on the same port (when the port is 0, TCP follows the port UDP got) and TLS.
+func (s *Server) listen(tlsConf *tls.Config) error {
+	addr := s.cfg.Listen
+	for _, t := range s.cfg.Transports {
+		switch t {
+		case "udp":
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return fmt.Errorf("sip udp listen %s: %w", addr, err)
+			}
+			addr = pc.LocalAddr().String()
+			s.addrs["udp"] = addr
+			s.listeners = append(s.listeners, pc.Close)
+			go s.sipSrv.ServeUDP(pc)
+		case "tcp":
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("sip tcp listen %s: %w", addr, err)
+			}
+			addr = l.Addr().String()
+			s.addrs["tcp"] = addr
+			s.listeners = append(s.listeners, l.Close)
+			go s.sipSrv.ServeTCP(l)
+		}
+	}
+	if tlsConf != nil {
+		l, err := tls.Listen("tcp", s.cfg.TLS.Listen, tlsConf)
+		if err != nil {
+			return fmt.Errorf("sip tls listen %s: %w", s.cfg.TLS.Listen, err)
+		}
+		s.addrs["tls"] = l.Addr().String()
+		s.listeners = append(s.listeners, l.Close)
+		go s.sipSrv.ServeTLS(l)
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, c := range s.listeners {
+		c()
+	}
+	s.listeners = nil
+}
+
+// Addr is the bound address of a transport ("udp", "tcp", "tls"), or "".
+func (s *Server) Addr(transport string) string { return s.addrs[transport] }
+
+// contactHostPort is what our Contact advertises.
+func (s *Server) contactHostPort() (string, int) {
+	var bound string
+	for _, t := range []string{"udp", "tcp", "tls"} {
+		if a := s.addrs[t]; a != "" {
+			bound = a
+			break
+		}
+	}
+	host, portStr, _ := net.SplitHostPort(bound)
+	port, _ := strconv.Atoi(portStr)
+	if s.cfg.AdvertiseAddress != "" {
+		host = s.cfg.AdvertiseAddress
+	} else if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		host = outboundIP().String()
+	}
+	return host, port
+}
+
+// contact is our Contact header: the +sip.srs feature tag says we are a recording server (RFC 7866).
+func (s *Server) contact(host string, port int, transport string) sip.ContactHeader {
+	uri := sip.Uri{Scheme: "sip", User: "siphook", Host: host, Port: port, UriParams: sip.NewParams(), Headers: sip.NewParams()}
+	if transport != "" && transport != "udp" {
+		uri.UriParams.Add("transport", transport)
+	}
+	params := sip.NewParams()
+	params.Add("+sip.srs", "")
+	return sip.ContactHeader{Address: uri, Params: params}
+}
+
+// mediaAddr is the IP we write in SDP.
+func (s *Server) mediaAddr() netip.Addr {
+	if s.cfg.MediaAddress != "" {
+		return netip.MustParseAddr(s.cfg.MediaAddress)
+	}
+	if ip := s.media.BindAddress(); !ip.IsUnspecified() {
+		return ip
+	}
+	return outboundIP()
+}
+
+// outboundIP is the address this host would use to reach others: the default for Contact and SDP when we
+// listen on all interfaces and nothing is configured. No packet is sent.
+func outboundIP() netip.Addr {
+	c, err := net.Dial("udp4", "192.0.2.1:9")
+	if err != nil {
+		return netip.MustParseAddr("127.0.0.1")
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+}
+
+// Sessions is the number of sessions in the table.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// SessionByCallID finds a session by the SIP Call-ID of its recording dialog.
+func (s *Server) SessionByCallID(callID string) *Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sess := range s.sessions {
+		if sess.callID == callID {
+			return sess
+		}
+	}
+	return nil
+}
+
+func (s *Server) lookup(req *sip.Request) *Session {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+func (s *Server) add(sess *Session) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return &Error{Code: 503, Reason: "Service Unavailable", Warning: "shutting down", Headers: map[string]string{"Retry-After": "30"}}
+	}
+	s.sessions[sess.dlg.ID] = sess
+	s.m.active.Inc()
+	return nil
+}
+
+func (s *Server) remove(sess *Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sessions[sess.dlg.ID]; ok {
+		delete(s.sessions, sess.dlg.ID)
+		s.m.active.Dec()
+	}
+}
+
+// Shutdown refuses new sessions, ends every session (BYE to the SRC, recording finalised) and stops the
+// listeners. Recordings are finalised even when ctx expires first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	sessions := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, sess := range sessions {
+		wg.Go(func() { sess.terminate(ctx, "shutdown") })
+	}
+	wg.Wait()
+	s.wg.Wait()
+	s.closeListeners()
+	if s.ua != nil {
+		return s.ua.Close()
+	}
+	return nil
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if draining {
+		// An SBC's session-recording-group moves to the next SRS when its OPTIONS ping fails.
+		res = sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+	}
+	res.AppendHeader(sip.NewHeader("Allow", allowHeader))
+	res.AppendHeader(sip.NewHeader("Accept", acceptHeader))
+	res.AppendHeader(sip.NewHeader("Supported", supportedHeader))
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("options response failed", "error", err)
+	}
+}
+
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		if sess := s.lookup(req); sess != nil {
+			sess.onReinvite(req, tx)
+		} else {
+			s.respondError(req, tx, sipError(481, "Call/Transaction Does Not Exist", "no such recording session", nil))
+		}
+		return
+	}
+	// 100 Trying stops the retransmissions of a large UDP INVITE and lets a CANCEL find the transaction.
+	if err := tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil)); err != nil {
+		return
+	}
+	sess, err := s.admit(req, tx)
+	if err != nil {
+		s.m.sessions.WithLabelValues("rejected").Inc()
+		s.respondError(req, tx, err)
+		return
+	}
+	sess.answer()
+}
+
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if sess := s.lookup(req); sess != nil {
+		sess.onAck(req, tx)
+	}
+}
+
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	sess := s.lookup(req)
+	if sess == nil {
+		s.respondError(req, tx, sipError(481, "Call/Transaction Does Not Exist", "no such recording session", nil))
+		return
+	}
+	sess.onBye(req, tx)
+}
+
+// onCancel sees only CANCELs that matched no INVITE transaction: sipgo answers the others itself (200 to
+// the CANCEL, 487 to the INVITE) and the session notices through its dialog context.
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	s.respondError(req, tx, sipError(481, "Call/Transaction Does Not Exist", "no matching INVITE", nil))
+}
+
+func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	sess := s.lookup(req)
+	if sess == nil {
+		s.respondError(req, tx, sipError(481, "Call/Transaction Does Not Exist", "no such recording session", nil))
+		return
+	}
+	sess.onUpdate(req, tx)
+}
+
+// respondError sends the response an error deserves, with a Warning for the SRC's operators, and logs it.
+func (s *Server) respondError(req *sip.Request, tx sip.ServerTransaction, err error) {
+	e := classify(err)
+	s.m.rejected.WithLabelValues(strconv.Itoa(e.Code)).Inc()
+	level := slog.LevelWarn
+	if e.Code >= 500 && e.Code != 503 {
+		level = slog.LevelError
+	}
+	s.log.Log(context.Background(), level, "sip request refused", "method", string(req.Method),
+		"call_id", callID(req), "source", req.Source(), "code", e.Code, "reason", e.Reason, "error", err)
+	res := sip.NewResponseFromRequest(req, e.Code, e.Reason, nil)
+	if e.Warning != "" {
+		host, _ := s.contactHostPort()
+		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf("399 %s %q", host, e.Warning)))
+	}
+	for k, v := range e.Headers {
+		res.AppendHeader(sip.NewHeader(k, v))
+	}
+	if rerr := tx.Respond(res); rerr != nil {
+		s.log.Debug("error response failed", "error", rerr)
+	}
+}
+
+func callID(req *sip.Request) string {
+	if c := req.CallID(); c != nil {
+		return c.Value()
+	}
+	return ""
+}
+
+// isSIPREC recognises a recording session leniently (research/siprec.md §1.2): the siprec option tag in
+// Require or Proxy-Require, +sip.src or src on the Contact (as a header or URI parameter), or a multipart
+// body with a metadata part. Strict RFC 7866 would demand the first two together; real SRCs send either.
+func isSIPREC(req *sip.Request, body SIPRECBody) bool {
+	for _, name := range []string{"Require", "Proxy-Require"} {
+		for _, h := range req.GetHeaders(name) {
+			if hasToken(h.Value(), "siprec") {
+				return true
+			}
+		}
+	}
+	if c := req.Contact(); c != nil {
+		for _, p := range []sip.HeaderParams{c.Params, c.Address.UriParams} {
+			if p.Has("+sip.src") || p.Has("src") {
+				return true
+			}
+		}
+	}
+	return body.Metadata != nil
+}
+
+// hasToken reports whether a comma-separated header value holds tok (case-insensitive).
+func hasToken(value, tok string) bool {
+	for t := range strings.SplitSeq(value, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// unsupportedTags lists the Require option tags we do not support (RFC 3261 §8.2.2.3 → 420).
+func unsupportedTags(req *sip.Request) []string {
+	var out []string
+	for _, h := range req.GetHeaders("Require") {
+		for t := range strings.SplitSeq(h.Value(), ",") {
+			if t = strings.ToLower(strings.TrimSpace(t)); t != "" && !supportedOptionTags[t] {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+var errNotSIPREC = errors.New("no siprec option tag, no +sip.src contact and no metadata part")

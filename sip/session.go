@@ -1,0 +1,823 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/siphook/siphook/matcher"
+	"github.com/siphook/siphook/recorder"
+	"github.com/siphook/siphook/rtp"
+)
+
+// State is where a recording session is in its life.
+type State int32
+
+const (
+	StateOffered   State = iota // INVITE received, 2xx not yet ACKed
+	StateWaiting                // answered inactive, waiting to be activated
+	StateRecording              // streams recvonly, audio written
+	StatePaused                 // re-INVITEd back to inactive
+	StateEnded                  // BYE, CANCEL, no ACK, failure or shutdown; recording finalised
+)
+
+func (s State) String() string {
+	return [...]string{"offered", "waiting", "recording", "paused", "ended"}[s]
+}
+
+// ErrSessionEnded is returned by Activate and Pause on a session that has ended.
+var ErrSessionEnded = errors.New("sip: recording session has ended")
+
+// Session is one recording session (RS): the SRC's dialog, its media streams and, once activated, its
+// recording. Activate and Pause are safe to call from any goroutine.
+type Session struct {
+	srv       *Server
+	dlg       *sipgo.DialogServerSession
+	id        string // recording id (UUIDv7): names the files and ties logs to them
+	callID    string
+	log       *slog.Logger
+	created   time.Time
+	transport string
+	source    string
+	contact   sip.ContactHeader
+	mediaIP   netip.Addr
+	sdpID     uint64
+	invite    *sip.Request
+
+	streams []*rtp.Stream // one per recorded m-line, in m-line order
+	media   *rtp.Media
+
+	ctx       context.Context // cancelled when the session ends
+	cancel    context.CancelFunc
+	acked     chan struct{} // closed by the ACK of our 2xx to the INVITE
+	ackOnce   sync.Once
+	confirmed chan struct{} // closed when the session is established (after acked)
+	done      chan struct{} // closed when the session has ended and its files are written
+	endOnce   sync.Once
+	opMu      sync.Mutex // one SRS-initiated re-INVITE at a time
+
+	mu          sync.Mutex
+	state       State
+	lines       []mediaLine // the SRC's latest offer
+	sdpVersion  uint64
+	localInvite bool // our re-INVITE is in flight: an SRC re-INVITE meanwhile gets 491 (RFC 3261 §14.2)
+	meta        *Metadata
+	ids         []recorder.Identifier
+	rec         *recorder.Recording
+	channelOf   []int // stream index → WAV channel
+	events      []recorder.Event
+	endReason   string
+}
+
+// ID is the recording id.
+func (s *Session) ID() string { return s.id }
+
+// CallID is the SIP Call-ID of the recording dialog.
+func (s *Session) CallID() string { return s.callID }
+
+// Done is closed once the session has ended and its recording (or metadata record) is written.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// State is the session's current state.
+func (s *Session) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Identifiers are the matching keys seen so far: UCIDs (20-digit form), conversation ids, raw UUI.
+func (s *Session) Identifiers() []recorder.Identifier {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ids)
+}
+
+// RecordingPath is the WAV being written, or "" before the first activation.
+func (s *Session) RecordingPath() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rec == nil {
+		return ""
+	}
+	return s.rec.WAVPath()
+}
+
+// admit checks and parses a new INVITE and reserves what the session needs. Anything refused comes back as
+// an error that classifies itself; nothing is held when it does.
+func (srv *Server) admit(req *sip.Request, tx sip.ServerTransaction) (*Session, error) {
+	body, err := ParseSIPRECBody(headerValue(req, "Content-Type"), req.Body())
+	if err != nil {
+		return nil, err
+	}
+	if !isSIPREC(req, body) {
+		return nil, sipError(403, "Forbidden", "not a SIPREC recording session (RFC 7866): siphook only records SIPREC", errNotSIPREC)
+	}
+	if tags := unsupportedTags(req); len(tags) > 0 {
+		e := sipError(420, "Bad Extension", "unsupported option tags", fmt.Errorf("require: %v", tags))
+		e.Headers = map[string]string{"Unsupported": strings.Join(tags, ", ")}
+		return nil, e
+	}
+	if body.SDP == nil {
+		return nil, sipError(488, "Not Acceptable Here", "SIPREC INVITE without an SDP offer is not supported", nil)
+	}
+	sd, err := ParseSDP(body.SDP)
+	if err != nil {
+		if errors.Is(err, ErrSDPTooLarge) {
+			return nil, err
+		}
+		return nil, sipError(400, "Bad Request", "malformed SDP", err)
+	}
+	lines := analyseOffer(sd)
+	var streams []*rtp.Stream
+	for _, ml := range lines {
+		if ml.recorded {
+			streams = append(streams, rtp.NewStream(ml.payloads))
+		}
+	}
+	if len(streams) == 0 {
+		return nil, sipError(488, "Not Acceptable Here", "no audio m-line offers PCMU or PCMA over RTP/AVP", nil)
+	}
+	dlg, err := srv.dialog.ReadInvite(req, tx)
+	if err != nil {
+		return nil, sipError(400, "Bad Request", "cannot create dialog", err)
+	}
+	media, err := srv.media.Open(streams)
+	if err != nil {
+		srv.m.portsFailed.Inc()
+		e := sipError(503, "Service Unavailable", "no RTP ports free", err)
+		e.Headers = map[string]string{"Retry-After": "5"}
+		return nil, e
+	}
+	id, _ := uuid.NewV7()
+	sess := &Session{
+		srv: srv, dlg: dlg, id: id.String(), callID: callID(req), created: time.Now(),
+		transport: req.Transport(), source: req.Source(), invite: req,
+		mediaIP: srv.mediaAddr(), sdpID: uint64(time.Now().Unix()),
+		streams: streams, media: media, lines: lines,
+		acked: make(chan struct{}), confirmed: make(chan struct{}), done: make(chan struct{}),
+	}
+	host, port := srv.contactHostPort()
+	sess.contact = srv.contact(host, port, sip.NetworkToLower(req.Transport()))
+	sess.ctx, sess.cancel = context.WithCancel(context.Background())
+	sess.log = srv.log.With("call_id", sess.callID, "session", sess.id)
+	sess.noteHeaders(req)
+	if body.Metadata != nil {
+		sess.noteMetadata(body.Metadata)
+	}
+	if err := srv.add(sess); err != nil {
+		media.Close()
+		sess.cancel()
+		return nil, err
+	}
+	return sess, nil
+}
+
+// answer sends the 2xx (inactive, or recvonly when activation is immediate) and waits for its ACK.
+func (s *Session) answer() {
+	srv := s.srv
+	if srv.beforeAnswer != nil {
+		if err := srv.beforeAnswer(s.dlg.Context(), s); err != nil {
+			s.end(context.Background(), "cancelled", false)
+			srv.m.sessions.WithLabelValues("cancelled").Inc()
+			return
+		}
+	}
+	direction := "inactive"
+	if srv.cfg.Activation == ActivateImmediately {
+		if err := s.startRecording(); err != nil {
+			s.log.Error("cannot start recording", "error", err)
+			_ = s.dlg.Respond(500, "Server Internal Error", nil)
+			s.end(context.Background(), "recorder_failed", false)
+			return
+		}
+		direction = "recvonly"
+	}
+	body, err := s.sdp(direction)
+	if err == nil {
+		err = s.dlg.WriteResponse(s.response200(body))
+	}
+	if err == nil {
+		// sipgo's WriteResponse can also return nil when its 64*T1 guard fires: only our own ACK flag says
+		// the ACK really came.
+		select {
+		case <-s.acked:
+		default:
+			err = errors.New("no ACK for 2xx")
+		}
+	}
+	if err != nil {
+		reason := "no_ack"
+		if errors.Is(err, sip.ErrTransactionCanceled) || errors.Is(context.Cause(s.dlg.Context()), sip.ErrTransactionCanceled) {
+			reason = "cancelled"
+		}
+		s.log.Info("recording session not established", "reason", reason, "error", err)
+		srv.m.sessions.WithLabelValues(reason).Inc()
+		s.end(context.Background(), reason, reason == "no_ack")
+		return
+	}
+	srv.m.sessions.WithLabelValues("answered").Inc()
+	s.mu.Lock()
+	if s.state == StateOffered {
+		s.state = StateWaiting
+		if direction == "recvonly" {
+			s.state = StateRecording
+		}
+	}
+	s.mu.Unlock()
+	close(s.confirmed)
+	s.log.Info("recording session established", "source", s.source, "transport", s.transport,
+		"streams", len(s.streams), "ports", s.media.Ports(), "direction", direction, "identifiers", s.Identifiers())
+
+	switch srv.cfg.Activation {
+	case ActivateDelayed:
+		srv.wg.Go(func() {
+			select {
+			case <-time.After(srv.cfg.ActivationDelay):
+				_ = s.Activate(s.ctx) // logged and counted inside
+			case <-s.ctx.Done():
+			}
+		})
+	case ActivateOnMatch:
+		if srv.onWaiting != nil {
+			go srv.onWaiting(s)
+		}
+	}
+}
+
+func (s *Session) response200(body []byte) *sip.Response {
+	res := sip.NewSDPResponseFromRequest(s.dlg.InviteRequest, body)
+	s.addCapabilities(res)
+	return res
+}
+
+type headerAppender interface{ AppendHeader(sip.Header) }
+
+func (s *Session) addCapabilities(m headerAppender) {
+	contact := s.contact
+	m.AppendHeader(&contact)
+	m.AppendHeader(sip.NewHeader("Supported", supportedHeader))
+	m.AppendHeader(sip.NewHeader("Allow", allowHeader))
+	m.AppendHeader(sip.NewHeader("Accept", acceptHeader))
+}
+
+// sdp is our SDP for the SRC's latest offer with the given direction on the recorded lines.
+func (s *Session) sdp(direction string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sdpVersion++
+	return answerSDP(s.lines, s.media.Ports(), s.mediaIP, s.sdpID, s.sdpVersion, direction)
+}
+
+// Activate makes the streams recvonly with an in-dialog re-INVITE and records them. It waits for the
+// initial ACK if need be; it is a no-op on a recording session.
+func (s *Session) Activate(ctx context.Context) error { return s.setRecording(ctx, true) }
+
+// Pause makes the streams inactive with a re-INVITE; the recording goes on with silence until Activate.
+func (s *Session) Pause(ctx context.Context) error { return s.setRecording(ctx, false) }
+
+func (s *Session) setRecording(ctx context.Context, on bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(s.ctx, cancel)()
+	select {
+	case <-s.confirmed:
+	case <-ctx.Done():
+		if s.ctx.Err() != nil {
+			return ErrSessionEnded
+		}
+		return ctx.Err()
+	}
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	switch state := s.State(); {
+	case state == StateEnded:
+		return ErrSessionEnded
+	case on == (state == StateRecording):
+		return nil
+	}
+	direction := "inactive"
+	if on {
+		// Streams accept audio before the re-INVITE leaves: the SRC may start sending before its 200 reaches us.
+		if err := s.startRecording(); err != nil {
+			return err
+		}
+		direction = "recvonly"
+	}
+	err := s.reinvite(ctx, direction)
+	if err != nil || !on {
+		s.setSinks(false)
+	}
+	if err != nil {
+		s.srv.m.reinvites.WithLabelValues(direction, "failed").Inc()
+		s.log.Warn("re-INVITE failed", "direction", direction, "error", err)
+		return err
+	}
+	s.srv.m.reinvites.WithLabelValues(direction, "ok").Inc()
+	s.mu.Lock()
+	event := "paused"
+	if on {
+		event = "resumed"
+		if !slices.ContainsFunc(s.events, func(e recorder.Event) bool { return e.Type == "activated" }) {
+			event = "activated"
+		}
+		s.state = StateRecording
+	} else if s.state != StateEnded {
+		s.state = StatePaused
+	}
+	s.events = append(s.events, recorder.Event{At: time.Now().UTC(), Type: event})
+	s.mu.Unlock()
+	s.log.Info("recording "+event, "direction", direction)
+	return nil
+}
+
+// startRecording opens the recording on first use and points every stream at its channel.
+func (s *Session) startRecording() error {
+	s.mu.Lock()
+	if s.state == StateEnded {
+		s.mu.Unlock()
+		return ErrSessionEnded
+	}
+	if s.rec == nil {
+		s.channelOf = channelOrder(s.recordedLines(), s.meta)
+		now := time.Now()
+		doc := s.documentLocked(now)
+		doc.State = "recording"
+		rec, err := s.srv.rec.Start(recorder.Spec{ID: s.id, Channels: len(s.streams), Start: now, Document: doc})
+		if err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("start recording: %w", err)
+		}
+		s.rec = rec
+		if s.srv.cfg.Activation == ActivateImmediately {
+			s.events = append(s.events, recorder.Event{At: now.UTC(), Type: "activated"})
+		}
+	}
+	s.mu.Unlock()
+	s.setSinks(true)
+	return nil
+}
+
+func (s *Session) setSinks(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, st := range s.streams {
+		if on && s.rec != nil {
+			st.SetSink(s.rec.Channel(s.channelOf[i]))
+		} else {
+			st.SetSink(nil)
+		}
+	}
+}
+
+// recordedLines are the offer's recorded m-lines, one per stream.
+func (s *Session) recordedLines() []mediaLine {
+	var out []mediaLine
+	for _, ml := range s.lines {
+		if ml.recorded {
+			out = append(out, ml)
+		}
+	}
+	return out
+}
+
+// reinvite sends one SRS-initiated re-INVITE with the given direction, retrying after 491 (glare) at a random
+// 0–2 s as the UA that did not create the Call-ID (RFC 3261 §14.1).
+func (s *Session) reinvite(ctx context.Context, direction string) error {
+	for attempt := 1; ; attempt++ {
+		res, err := s.sendReinvite(ctx, direction)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			// No final response within the timeout: the SRC is gone (as for 408).
+			s.end(context.Background(), "reinvite_timeout", true)
+			return fmt.Errorf("re-INVITE: %w", err)
+		case err != nil:
+			return err
+		case res.IsSuccess():
+			ack := sip.NewRequest(sip.ACK, s.remoteTarget())
+			return s.dlg.WriteRequest(ack)
+		case res.StatusCode == 491 && attempt < s.srv.cfg.ReinviteAttempts:
+			s.srv.m.reinvites.WithLabelValues(direction, "glare").Inc()
+			select {
+			case <-time.After(s.srv.jitter()):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case res.StatusCode == 408 || res.StatusCode == 481:
+			// RFC 3261 §12.2.1.2: the dialog is dead.
+			s.end(context.Background(), "reinvite_"+strconv.Itoa(res.StatusCode), res.StatusCode == 408)
+			return fmt.Errorf("re-INVITE answered %d %s", res.StatusCode, res.Reason)
+		default:
+			return fmt.Errorf("re-INVITE answered %d %s", res.StatusCode, res.Reason)
+		}
+	}
+}
+
+func (s *Session) sendReinvite(ctx context.Context, direction string) (*sip.Response, error) {
+	body, err := s.sdp(direction)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.localInvite = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.localInvite = false
+		s.mu.Unlock()
+	}()
+	req := sip.NewRequest(sip.INVITE, s.remoteTarget())
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	s.addCapabilities(req)
+	req.SetBody(body)
+	tctx, cancel := context.WithTimeout(ctx, s.srv.cfg.ReinviteTimeout)
+	defer cancel()
+	return s.dlg.Do(tctx, req)
+}
+
+// remoteTarget is the SRC's Contact URI, refreshed by its re-INVITEs.
+func (s *Session) remoteTarget() sip.Uri {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.invite.Contact().Address
+}
+
+func (s *Session) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if s.State() != StateOffered {
+		return // ACK to our answer of an SRC re-INVITE
+	}
+	if err := s.dlg.ReadAck(req, tx); err != nil {
+		s.log.Debug("ack ignored", "error", err)
+		return
+	}
+	s.ackOnce.Do(func() { close(s.acked) })
+}
+
+// onReinvite answers an SRC re-INVITE: new metadata is taken in, the offer re-read, and the answer carries the
+// direction we want now (recvonly while recording, inactive otherwise), never a replay of our last SDP.
+func (s *Session) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	if err := s.dlg.ReadRequest(req, tx); err != nil {
+		e := sipError(500, "Server Internal Error", "CSeq out of order", err)
+		e.Headers = map[string]string{"Retry-After": "1"}
+		s.srv.respondError(req, tx, e)
+		return
+	}
+	s.mu.Lock()
+	glare := s.localInvite
+	s.mu.Unlock()
+	if glare {
+		s.srv.respondError(req, tx, sipError(491, "Request Pending", "our re-INVITE is in progress", nil))
+		return
+	}
+	body, err := s.readInDialogBody(req)
+	if err != nil {
+		s.srv.respondError(req, tx, err)
+		return
+	}
+	if body.SDP != nil {
+		if err := s.takeOffer(body.SDP); err != nil {
+			s.srv.respondError(req, tx, err)
+			return
+		}
+	}
+	if c := req.Contact(); c != nil {
+		s.mu.Lock()
+		s.invite = req // remote target refresh (RFC 3261 §12.2.2)
+		s.mu.Unlock()
+	}
+	direction := "inactive"
+	if s.State() == StateRecording {
+		direction = "recvonly"
+	}
+	sdpBody, err := s.sdp(direction)
+	if err != nil {
+		s.srv.respondError(req, tx, err)
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, sdpBody)
+	s.addCapabilities(res)
+	if err := tx.Respond(res); err != nil {
+		s.log.Warn("re-INVITE answer failed", "error", err)
+	}
+}
+
+// onUpdate takes in metadata (Avaya SBCE, BroadWorks send it by UPDATE) and answers an SDP offer if present.
+func (s *Session) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	body, err := s.readInDialogBody(req)
+	if err != nil {
+		s.srv.respondError(req, tx, err)
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if body.SDP != nil {
+		if err := s.takeOffer(body.SDP); err != nil {
+			s.srv.respondError(req, tx, err)
+			return
+		}
+		direction := "inactive"
+		if s.State() == StateRecording {
+			direction = "recvonly"
+		}
+		sdpBody, err := s.sdp(direction)
+		if err != nil {
+			s.srv.respondError(req, tx, err)
+			return
+		}
+		res = sip.NewSDPResponseFromRequest(req, sdpBody)
+	}
+	s.addCapabilities(res)
+	if err := tx.Respond(res); err != nil {
+		s.log.Warn("UPDATE answer failed", "error", err)
+	}
+}
+
+// onBye ends the session. A body (Ribbon sends partial metadata on BYE) is read for identifiers; a bad body
+// never stops the BYE from being answered 200.
+func (s *Session) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if len(req.Body()) > 0 {
+		if _, err := s.readInDialogBody(req); err != nil {
+			s.log.Info("BYE body ignored", "error", err)
+		}
+	}
+	if err := s.dlg.ReadBye(req, tx); err != nil {
+		s.srv.respondError(req, tx, sipError(400, "Bad Request", "BYE does not fit the dialog", err))
+		return
+	}
+	s.end(context.Background(), "bye", false)
+}
+
+// readInDialogBody parses the body of an in-dialog request and takes in any metadata.
+func (s *Session) readInDialogBody(req *sip.Request) (SIPRECBody, error) {
+	if len(req.Body()) == 0 {
+		return SIPRECBody{}, nil
+	}
+	body, err := ParseSIPRECBody(headerValue(req, "Content-Type"), req.Body())
+	if err != nil {
+		return body, err
+	}
+	if body.Metadata != nil {
+		s.noteMetadata(body.Metadata)
+	}
+	return body, nil
+}
+
+// takeOffer re-reads the SRC's offer. Recorded lines keep their streams and ports in order; a recorded line
+// beyond the streams we bound is answered with port 0 (mid-call stream changes are not handled yet).
+func (s *Session) takeOffer(raw []byte) error {
+	sd, err := ParseSDP(raw)
+	if err != nil {
+		if errors.Is(err, ErrSDPTooLarge) {
+			return err
+		}
+		return sipError(400, "Bad Request", "malformed SDP", err)
+	}
+	lines := analyseOffer(sd)
+	n := 0
+	for i := range lines {
+		if !lines[i].recorded {
+			continue
+		}
+		if n >= len(s.streams) {
+			s.log.Warn("m-line added mid-call is not recorded", "label", lines[i].label)
+			lines[i].recorded = false
+			continue
+		}
+		s.streams[n].SetPayloads(lines[i].payloads)
+		n++
+	}
+	s.mu.Lock()
+	s.lines = lines
+	s.mu.Unlock()
+	return nil
+}
+
+// terminate ends the session from our side (shutdown): BYE to the SRC, recording finalised.
+func (s *Session) terminate(ctx context.Context, reason string) {
+	s.end(ctx, reason, s.State() != StateOffered)
+}
+
+// end tears the session down once: optional BYE, sockets closed (so nothing more is written), recording or
+// metadata record finalised, ports freed, session removed.
+func (s *Session) end(ctx context.Context, reason string, bye bool) {
+	s.endOnce.Do(func() {
+		s.mu.Lock()
+		s.state = StateEnded
+		s.endReason = reason
+		s.mu.Unlock()
+		if bye {
+			bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := s.dlg.Bye(bctx); err != nil {
+				s.log.Info("BYE to SRC failed", "error", err)
+			}
+			cancel()
+		}
+		s.cancel()
+		s.media.Close()
+		s.finalise()
+		s.srv.remove(s)
+		s.srv.m.ended.WithLabelValues(reason).Inc()
+		close(s.done)
+	})
+}
+
+// finalise writes the WAV and its document, or a metadata-only record when the session never recorded.
+func (s *Session) finalise() {
+	end := time.Now()
+	s.mu.Lock()
+	doc := s.documentLocked(end)
+	rec := s.rec
+	s.mu.Unlock()
+	doc.End = &end
+	doc.DurationSec = end.Sub(s.created).Seconds()
+	var err error
+	if rec != nil {
+		doc.State = "completed"
+		err = rec.Close(doc)
+	} else {
+		doc.State = "never_activated"
+		err = s.srv.rec.WriteDocument(doc)
+	}
+	if err != nil {
+		s.log.Error("recording not finalised", "error", err)
+		return
+	}
+	s.log.Info("recording session ended", "reason", s.endReason, "state", doc.State, "duration", doc.DurationSec, "channels", doc.Channels)
+}
+
+// documentLocked builds the metadata document from what the session knows. s.mu must be held.
+func (s *Session) documentLocked(now time.Time) *recorder.Document {
+	doc := &recorder.Document{
+		RecordingID: s.id,
+		Source:      "siprec",
+		Session: map[string]string{
+			"sip_call_id": s.callID,
+			"src_address": s.source,
+			"transport":   s.transport,
+			"request_uri": s.invite.Recipient.String(),
+		},
+		Identifiers: slices.Clone(s.ids),
+		Events:      slices.Clone(s.events),
+		Start:       s.created.UTC(),
+		DurationSec: now.Sub(s.created).Seconds(),
+	}
+	if f := s.invite.From(); f != nil {
+		doc.Session["from"] = f.Address.String()
+	}
+	if s.endReason != "" {
+		doc.Session["end_reason"] = s.endReason
+	}
+	if s.meta != nil {
+		doc.Session["metadata_dialect"] = s.meta.Dialect
+		if len(s.meta.SessionIDs) > 0 {
+			doc.Session["metadata_session_id"] = s.meta.SessionIDs[0]
+		}
+		for _, p := range s.meta.Participants {
+			role := ""
+			if p.CallingParty != nil {
+				role = map[bool]string{true: "caller", false: "callee"}[*p.CallingParty]
+			}
+			doc.Participants = append(doc.Participants, recorder.Participant{ID: p.ID, Name: p.Name, AOR: p.AOR, Role: role})
+		}
+	}
+	for i, ml := range s.recordedLines() {
+		if i >= len(s.streams) {
+			break
+		}
+		ch := recorder.ChannelInfo{Index: i, Label: ml.label, Codec: ml.codecName}
+		if s.channelOf != nil {
+			ch.Index = s.channelOf[i]
+		}
+		if s.meta != nil {
+			if p := s.meta.SenderOf(ml.label); p != nil {
+				ch.ParticipantID = p.ID
+			}
+		}
+		st := s.streams[i].Stats()
+		ch.Stats = recorder.StreamStats{Received: st.Received, Lost: st.Lost, Reordered: st.Reordered, Duplicates: st.Duplicates, Dropped: st.Dropped}
+		if s.rec != nil {
+			ch.Stats.Late = uint64(s.rec.Channel(ch.Index).Late())
+		}
+		doc.Channels = append(doc.Channels, ch)
+	}
+	slices.SortFunc(doc.Channels, func(a, b recorder.ChannelInfo) int { return a.Index - b.Index })
+	return doc
+}
+
+// channelOrder decides which WAV channel each recorded line gets: the lines the caller sends first, then the
+// other participants' lines, then lines no participant claims; m-line order within each group. The caller is
+// the participant marked apkt:callingParty, or else the first participant of the metadata.
+func channelOrder(lines []mediaLine, meta *Metadata) []int {
+	rank := func(label string) int {
+		if meta == nil {
+			return 0
+		}
+		p := meta.SenderOf(label)
+		if p == nil {
+			return 2
+		}
+		if p.CallingParty != nil {
+			if *p.CallingParty {
+				return 0
+			}
+			return 1
+		}
+		if len(meta.Participants) > 0 && meta.Participants[0].ID == p.ID {
+			return 0
+		}
+		return 1
+	}
+	idx := make([]int, len(lines))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return rank(lines[a].label) - rank(lines[b].label) })
+	channelOf := make([]int, len(lines))
+	for ch, line := range idx {
+		channelOf[line] = ch
+	}
+	return channelOf
+}
+
+// noteHeaders collects the matching keys an SRC copies into SIP headers.
+func (s *Session) noteHeaders(req *sip.Request) {
+	for _, name := range []string{"User-to-User", "X-User-To-User"} {
+		for _, h := range req.GetHeaders(name) {
+			u, err := ParseUserToUser(h.Value())
+			if err != nil {
+				s.log.Info("User-to-User header not understood", "value", h.Value(), "error", err)
+				continue
+			}
+			if ucid, ok := u.UCID(); ok {
+				s.addID("ucid", ucid.String(), h.Value(), name)
+			} else {
+				s.addID("uui", u.Data, h.Value(), name)
+			}
+		}
+	}
+	for _, h := range req.GetHeaders("Cisco-Gucid") {
+		if ucid, ok := matcher.ParseUCID(h.Value()); ok {
+			s.addID("ucid", ucid.String(), h.Value(), "Cisco-Gucid")
+		}
+	}
+	for _, h := range req.GetHeaders("X-Inin-Cnv") {
+		if cnv, ok := matcher.ParseConversationID(h.Value()); ok {
+			s.addID("conversation_id", cnv, "", "x-inin-cnv header")
+		}
+	}
+}
+
+// noteMetadata parses rs-metadata and takes in its identifiers. A complete document replaces the session's
+// view; a partial one only adds identifiers (merging partial updates is a later step). Metadata that cannot
+// be parsed never stops the call from being recorded.
+func (s *Session) noteMetadata(raw []byte) {
+	m, err := ParseMetadata(raw)
+	if err != nil {
+		s.log.Warn("rs-metadata not usable", "error", err)
+		return
+	}
+	if m.Malformed {
+		s.log.Info("rs-metadata is not well-formed XML; identifiers taken by the fallback scan")
+	}
+	for _, raw := range m.UCIDs {
+		if ucid, ok := matcher.ParseUCID(raw); ok {
+			s.addID("ucid", ucid.String(), raw, "metadata ucid")
+		}
+	}
+	for _, cnv := range m.ConversationIDs() {
+		s.addID("conversation_id", cnv, "", "metadata x-inin-cnv")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.meta == nil || m.DataMode != "partial" {
+		s.meta = m
+	}
+}
+
+func (s *Session) addID(kind, value, raw, origin string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := recorder.Identifier{Kind: kind, Value: value, Raw: raw, Origin: origin}
+	if raw == value {
+		id.Raw = ""
+	}
+	if !slices.Contains(s.ids, id) {
+		s.ids = append(s.ids, id)
+	}
+}
+
+func headerValue(req *sip.Request, name string) string {
+	if h := req.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}

@@ -1,0 +1,407 @@
+// Package siptest is a fake SIPREC client (the recording side of an SBC) for tests, the demo and the load
+// generator: it sends SIPREC INVITEs built from captured messages, answers the SRS's re-INVITEs sendonly,
+// sends G.711 tones as RTP and hangs up.
+package siptest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	pionrtp "github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+
+	"github.com/siphook/siphook/internal/audiotest"
+	"github.com/siphook/siphook/rtp"
+)
+
+// SRC is one fake SBC. Fields set before the first Invite change its behaviour; nil means the default.
+type SRC struct {
+	// OnReinvite decides the status code for an SRS re-INVITE (default 200, answered sendonly).
+	OnReinvite func(call *Call, req *sip.Request) int
+
+	transport string
+	ip        string
+	addr      string
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	client    *sipgo.Client
+	dialogs   *sipgo.DialogUA
+	closers   []func() error
+
+	mu    sync.Mutex
+	calls map[string]*Call
+}
+
+// NewSRC listens on a loopback port for the given transport ("udp" or "tcp").
+func NewSRC(transport string) (*SRC, error) {
+	s := &SRC{transport: transport, ip: "127.0.0.1", calls: map[string]*Call{}}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siptest-src"))
+	if err != nil {
+		return nil, err
+	}
+	s.ua = ua
+	if s.srv, err = sipgo.NewServer(ua); err != nil {
+		return nil, err
+	}
+	switch transport {
+	case "udp":
+		pc, err := net.ListenPacket("udp", s.ip+":0")
+		if err != nil {
+			return nil, err
+		}
+		s.addr = pc.LocalAddr().String()
+		s.closers = append(s.closers, pc.Close)
+		go s.srv.ServeUDP(pc)
+		// Send from the listening socket, as an SBC does: requests and responses share one address.
+		s.client, err = sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(s.addr))
+	case "tcp":
+		l, err := net.Listen("tcp", s.ip+":0")
+		if err != nil {
+			return nil, err
+		}
+		s.addr = l.Addr().String()
+		s.closers = append(s.closers, l.Close)
+		go s.srv.ServeTCP(l)
+		s.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(s.ip))
+	default:
+		return nil, fmt.Errorf("siptest: transport %q", transport)
+	}
+	if err != nil {
+		return nil, err
+	}
+	host, portStr, _ := net.SplitHostPort(s.addr)
+	port, _ := strconv.Atoi(portStr)
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "acmeSrc", Host: host, Port: port, UriParams: sip.NewParams(), Headers: sip.NewParams()}, Params: sip.NewParams()}
+	if transport != "udp" {
+		contact.Address.UriParams.Add("transport", transport)
+	}
+	s.dialogs = &sipgo.DialogUA{Client: s.client, ContactHDR: contact}
+	s.srv.OnInvite(s.onInvite)
+	s.srv.OnAck(func(*sip.Request, sip.ServerTransaction) {})
+	s.srv.OnBye(s.onBye)
+	return s, nil
+}
+
+// Close stops the SRC and every call's sockets.
+func (s *SRC) Close() {
+	s.mu.Lock()
+	for _, c := range s.calls {
+		c.closeMedia()
+	}
+	s.mu.Unlock()
+	for _, c := range s.closers {
+		c()
+	}
+	s.ua.Close()
+}
+
+// Dial is one INVITE to send.
+type Dial struct {
+	Target   string    // SRS host:port
+	Template *Template // captured INVITE whose headers and body are sent
+	Headers  [][2]string
+	SkipAck  bool // never ACK the 2xx (to test the SRS's no-ACK handling)
+	// CancelAfter sends CANCEL this long after the first provisional response.
+	CancelAfter time.Duration
+}
+
+// Call is one recording session from the SRC's side.
+type Call struct {
+	src    *SRC
+	dlg    *sipgo.DialogClientSession
+	CallID string
+	Answer *sip.Response  // the SRS's final response to the INVITE
+	media  []*net.UDPConn // one per audio m-line of the offer
+
+	reinvites chan *sip.Request
+
+	mu     sync.Mutex
+	remote remoteMedia // the SRS's latest SDP
+	seq    []uint16
+	ts     []uint32
+	ssrc   []uint32
+	sent   int // samples sent per stream so far (tone phase)
+}
+
+type remoteMedia struct {
+	ip         string
+	ports      []int
+	directions []string
+}
+
+// Invite sends a SIPREC INVITE and returns once it is answered 2xx (and ACKed unless SkipAck). A non-2xx
+// final answer comes back as an *sipgo.ErrDialogResponse error carrying the response.
+func (s *SRC) Invite(ctx context.Context, d Dial) (*Call, error) {
+	c := &Call{src: s, reinvites: make(chan *sip.Request, 8)}
+	body, n := rewriteSDP(d.Template.Body, s.ip, func(i int) int {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(s.ip)})
+		if err != nil {
+			return 9 // discard port: the test will fail on missing media, not here
+		}
+		c.media = append(c.media, conn)
+		return conn.LocalAddr().(*net.UDPAddr).Port
+	})
+	c.seq, c.ts, c.ssrc = make([]uint16, n), make([]uint32, n), make([]uint32, n)
+	for i := range c.ssrc {
+		c.ssrc[i] = rand.Uint32()
+		c.seq[i] = uint16(rand.Uint32())
+		c.ts[i] = rand.Uint32()
+	}
+
+	host, portStr, err := net.SplitHostPort(d.Target)
+	if err != nil {
+		c.closeMedia()
+		return nil, err
+	}
+	port, _ := strconv.Atoi(portStr)
+	uri := sip.Uri{Scheme: "sip", User: "srs", Host: host, Port: port, UriParams: sip.NewParams(), Headers: sip.NewParams()}
+	if s.transport != "udp" {
+		uri.UriParams.Add("transport", s.transport)
+	}
+	var hdrs []sip.Header
+	for _, h := range append(d.Template.Headers, d.Headers...) {
+		hdrs = append(hdrs, sip.NewHeader(h[0], h[1]))
+	}
+	req := sip.NewRequest(sip.INVITE, uri)
+	req.SetTransport(strings.ToUpper(s.transport))
+	contact := s.dialogs.ContactHDR
+	contact.Params = sip.NewParams()
+	if d.Template.SRCContact {
+		contact.Params.Add("+sip.src", "")
+	}
+	req.AppendHeader(&contact)
+	for _, h := range hdrs {
+		req.AppendHeader(h)
+	}
+	req.SetBody([]byte(body))
+
+	ictx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dlg, err := s.dialogs.WriteInvite(ictx, req)
+	if err != nil {
+		c.closeMedia()
+		return nil, err
+	}
+	c.dlg = dlg
+	c.CallID = req.CallID().Value()
+	s.mu.Lock()
+	s.calls[c.CallID] = c
+	s.mu.Unlock()
+
+	opts := sipgo.AnswerOptions{}
+	if d.CancelAfter > 0 {
+		opts.OnResponse = func(res *sip.Response) error {
+			if res.IsProvisional() {
+				time.AfterFunc(d.CancelAfter, cancel)
+			}
+			return nil
+		}
+	}
+	if err := dlg.WaitAnswer(ictx, opts); err != nil {
+		c.Close()
+		if d.CancelAfter > 0 && dlg.InviteResponse != nil && !dlg.InviteResponse.IsProvisional() {
+			return nil, &sipgo.ErrDialogResponse{Res: dlg.InviteResponse}
+		}
+		return nil, err
+	}
+	c.Answer = dlg.InviteResponse
+	if err := c.takeSDP(dlg.InviteResponse.Body()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if !d.SkipAck {
+		if err := dlg.Ack(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Directions are the directions the SRS gave our audio m-lines in its latest SDP.
+func (c *Call) Directions() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.remote.directions...)
+}
+
+// WaitReinvite returns the next re-INVITE from the SRS, after it has been answered.
+func (c *Call) WaitReinvite(ctx context.Context) (*sip.Request, error) {
+	select {
+	case r := <-c.reinvites:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// SendTones sends, in real time, one PCMU stream per tone (tones[i] Hz on audio m-line i; 0 = silence) for
+// duration d, 20 ms per packet, to the ports of the SRS's latest SDP.
+func (c *Call) SendTones(ctx context.Context, tones []float64, d time.Duration) error {
+	const frame = 160 // 20 ms at 8 kHz
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	payload := make([]byte, frame)
+	for range int(d / (20 * time.Millisecond)) {
+		c.mu.Lock()
+		remote := c.remote
+		for i, freq := range tones {
+			if i >= len(c.media) || i >= len(remote.ports) || remote.ports[i] == 0 {
+				continue
+			}
+			pcm := audiotest.Sine(freq, 0.5, 8000, c.sent, frame)
+			for j, s := range pcm {
+				payload[j] = rtp.EncodeULaw(s)
+			}
+			pkt := pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: 0, SequenceNumber: c.seq[i], Timestamp: c.ts[i], SSRC: c.ssrc[i]}, Payload: payload}
+			c.seq[i]++
+			c.ts[i] += frame
+			b, err := pkt.Marshal()
+			if err != nil {
+				c.mu.Unlock()
+				return err
+			}
+			dst := &net.UDPAddr{IP: net.ParseIP(remote.ip), Port: remote.ports[i]}
+			if _, err := c.media[i].WriteToUDP(b, dst); err != nil {
+				c.mu.Unlock()
+				return err
+			}
+		}
+		c.sent += frame
+		c.mu.Unlock()
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Bye hangs up.
+func (c *Call) Bye(ctx context.Context) error {
+	defer c.Close()
+	return c.dlg.Bye(ctx)
+}
+
+// Close frees the call's sockets without signalling.
+func (c *Call) Close() {
+	c.closeMedia()
+	c.src.mu.Lock()
+	delete(c.src.calls, c.CallID)
+	c.src.mu.Unlock()
+	if c.dlg != nil {
+		c.dlg.Close()
+	}
+}
+
+func (c *Call) closeMedia() {
+	for _, m := range c.media {
+		m.Close()
+	}
+}
+
+// takeSDP reads the SRS's SDP: its address and, per audio m-line, port and direction.
+func (c *Call) takeSDP(body []byte) error {
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(body); err != nil {
+		return fmt.Errorf("siptest: SRS SDP: %w", err)
+	}
+	r := remoteMedia{}
+	if sd.ConnectionInformation != nil && sd.ConnectionInformation.Address != nil {
+		r.ip = sd.ConnectionInformation.Address.Address
+	}
+	for _, md := range sd.MediaDescriptions {
+		if md.MediaName.Media != "audio" {
+			continue
+		}
+		if md.ConnectionInformation != nil && md.ConnectionInformation.Address != nil {
+			r.ip = md.ConnectionInformation.Address.Address
+		}
+		dir := "sendrecv"
+		for _, a := range md.Attributes {
+			switch a.Key {
+			case "sendonly", "recvonly", "sendrecv", "inactive":
+				dir = a.Key
+			}
+		}
+		r.ports = append(r.ports, md.MediaName.Port.Value)
+		r.directions = append(r.directions, dir)
+	}
+	c.mu.Lock()
+	c.remote = r
+	c.mu.Unlock()
+	return nil
+}
+
+// offerSDP is our answer to an SRS re-INVITE: every audio line sendonly on our ports.
+func (c *Call) answerSDP() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\no=- 1 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", c.src.ip, c.src.ip)
+	for _, m := range c.media {
+		fmt.Fprintf(&b, "m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n", m.LocalAddr().(*net.UDPAddr).Port)
+	}
+	return []byte(b.String())
+}
+
+func (s *SRC) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	s.mu.Lock()
+	c := s.calls[req.CallID().Value()]
+	s.mu.Unlock()
+	if c == nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+		return
+	}
+	code := 200
+	if s.OnReinvite != nil {
+		code = s.OnReinvite(c, req)
+	}
+	if code != 200 {
+		tx.Respond(sip.NewResponseFromRequest(req, code, "Test", nil))
+		return
+	}
+	if err := c.takeSDP(req.Body()); err != nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+		return
+	}
+	res := sip.NewSDPResponseFromRequest(req, c.answerSDP())
+	contact := s.dialogs.ContactHDR
+	res.AppendHeader(&contact)
+	if err := tx.Respond(res); err != nil {
+		return
+	}
+	select {
+	case c.reinvites <- req:
+	default:
+	}
+}
+
+func (s *SRC) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	s.mu.Lock()
+	c := s.calls[req.CallID().Value()]
+	s.mu.Unlock()
+	if c != nil {
+		c.closeMedia()
+	}
+}
+
+// ResponseCode extracts the status code from an Invite error, or 0.
+func ResponseCode(err error) int {
+	if e, ok := errors.AsType[*sipgo.ErrDialogResponse](err); ok {
+		return e.Res.StatusCode
+	}
+	if e, ok := errors.AsType[sipgo.ErrDialogResponse](err); ok {
+		return e.Res.StatusCode
+	}
+	return 0
+}
