@@ -123,6 +123,8 @@ type Call struct {
 	media  []*net.UDPConn // one per audio m-line of the offer
 
 	reinvites chan *sip.Request
+	ended     chan struct{} // closed when the SRS hangs up
+	endOnce   sync.Once
 
 	mu     sync.Mutex
 	remote remoteMedia // the SRS's latest SDP
@@ -141,7 +143,7 @@ type remoteMedia struct {
 // Invite sends a SIPREC INVITE and returns once it is answered 2xx (and ACKed unless SkipAck). A non-2xx
 // final answer comes back as an *sipgo.ErrDialogResponse error carrying the response.
 func (s *SRC) Invite(ctx context.Context, d Dial) (*Call, error) {
-	c := &Call{src: s, reinvites: make(chan *sip.Request, 8)}
+	c := &Call{src: s, reinvites: make(chan *sip.Request, 8), ended: make(chan struct{})}
 	body, n := rewriteSDP(d.Template.Body, s.ip, func(i int) int {
 		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(s.ip)})
 		if err != nil {
@@ -287,6 +289,9 @@ func (c *Call) SendTones(ctx context.Context, tones []float64, d time.Duration) 
 	return nil
 }
 
+// Ended is closed when the SRS sends BYE.
+func (c *Call) Ended() <-chan struct{} { return c.ended }
+
 // Bye hangs up.
 func (c *Call) Bye(ctx context.Context) error {
 	defer c.Close()
@@ -392,6 +397,7 @@ func (s *SRC) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	s.mu.Unlock()
 	if c != nil {
 		c.closeMedia()
+		c.endOnce.Do(func() { close(c.ended) })
 	}
 }
 

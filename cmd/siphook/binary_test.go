@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/siphook/siphook/internal/audiotest"
+	"github.com/siphook/siphook/recorder"
+	"github.com/siphook/siphook/sip/siptest"
+)
+
+// These tests run the real binary, as an operator would, and talk to it over loopback.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func siphookBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "siphook-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "siphook")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// freePort finds a port free for both UDP and TCP on loopback.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		pc.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// server is a running siphook process.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	dir  string
+	log  *bytes.Buffer
+	done chan error
+}
+
+func startServer(t *testing.T, activation string, env ...string) *server {
+	t.Helper()
+	s := &server{dir: t.TempDir(), log: &bytes.Buffer{}, done: make(chan error, 1)}
+	s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.cmd = exec.Command(siphookBinary(t), "serve", "-sip-listen", s.addr, "-recordings", s.dir,
+		"-rtp-ports", "41000-41999", "-activation", activation, "-log-format", "json")
+	s.cmd.Env = append(os.Environ(), env...)
+	s.cmd.Stderr = &lockedWriter{w: s.log}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		<-s.done
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.log.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", s.addr); err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start; log:\n%s", s.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// findFile waits for one file with the suffix under dir.
+func findFile(t *testing.T, dir, suffix string, ok func(path string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var found string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && strings.HasSuffix(p, suffix) && (ok == nil || ok(p)) {
+				found = p
+			}
+			return nil
+		})
+		if found != "" {
+			return found
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no %s file under %s", suffix, dir)
+	return ""
+}
+
+func readDoc(t *testing.T, path string) *recorder.Document {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc recorder.Document
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return &doc
+}
+
+func completed(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && bytes.Contains(b, []byte(`"state": "completed"`)) || bytes.Contains(b, []byte(`"state":"completed"`))
+}
+
+// TestSippOracleLikeFlow drives the binary with sipp as a third-party SRC: SIPREC INVITE over UDP, inactive
+// answer, our re-INVITE after the configured delay, two PCMA streams from a pcap, BYE.
+func TestSippOracleLikeFlow(t *testing.T) {
+	sipp, err := exec.LookPath("sipp")
+	if err != nil {
+		if os.Getenv("SIPHOOK_REQUIRE_SIPP") != "" {
+			t.Fatal("sipp is required (apt-get install sip-tester)")
+		}
+		t.Skip("sipp not installed (apt-get install sip-tester)")
+	}
+	if os.Geteuid() != 0 && os.Getenv("SIPHOOK_REQUIRE_SIPP") == "" {
+		t.Skip("sipp plays pcap audio only as root (CAP_NET_RAW)")
+	}
+	srv := startServer(t, "delayed", "SIPHOOK_SIP_ACTIVATION_DELAY=300ms")
+
+	// The scenario plays its pcap from an absolute path: point it at ours.
+	work := t.TempDir()
+	scenario, err := os.ReadFile("../../testdata/siprec/sipp/project-checks/uac_oracle_like_inactive_reinvite.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcap, err := filepath.Abs("../../testdata/siprec/sipp/project-checks/pcap/g711a-2streams.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scenario = bytes.ReplaceAll(scenario, []byte("/tmp/pcap/g711a-2streams.pcap"), []byte(pcap))
+	scenarioPath := filepath.Join(work, "uac.xml")
+	if err := os.WriteFile(scenarioPath, scenario, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sipp, srv.addr, "-sf", scenarioPath, "-i", "127.0.0.1",
+		"-p", fmt.Sprint(freePort(t)), "-mi", "127.0.0.1", "-mp", fmt.Sprint(freePort(t)&^1),
+		"-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err")
+	cmd.Dir = work
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		errLogs, _ := filepath.Glob(filepath.Join(work, "*errors.log"))
+		for _, l := range errLogs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", l, b)
+		}
+		t.Fatalf("sipp failed: %v\n%s", err, lastLines(out, 30))
+	}
+
+	doc := readDoc(t, findFile(t, srv.dir, ".json", completed))
+	if len(doc.Events) == 0 || doc.Events[0].Type != "activated" {
+		t.Errorf("events = %+v, want activated first", doc.Events)
+	}
+	if !hasUCID(doc, "00144536801698162784") {
+		t.Errorf("UUI UCID missing: %+v", doc.Identifiers)
+	}
+	wav, err := recorder.ReadWAV(filepath.Join(srv.dir, doc.Audio.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wav.Channels) != 2 {
+		t.Fatalf("WAV has %d channels, want 2", len(wav.Channels))
+	}
+	for ch, samples := range wav.Channels {
+		if rms := audiotest.RMS(samples); rms < 100 {
+			t.Errorf("channel %d is silent (RMS %.1f over %d samples)", ch, rms, len(samples))
+		}
+		if got := doc.Channels[ch].Stats.Received; got < 100 {
+			t.Errorf("channel %d received %d packets", ch, got)
+		}
+	}
+}
+
+func hasUCID(doc *recorder.Document, ucid string) bool {
+	for _, id := range doc.Identifiers {
+		if id.Kind == "ucid" && id.Value == ucid {
+			return true
+		}
+	}
+	return false
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestKill9LeavesReadableWAV kills the server mid-recording: the WAV must open in a standard reader and hold
+// the audio up to about the last second.
+func TestKill9LeavesReadableWAV(t *testing.T) {
+	srv := startServer(t, "immediate")
+	src, err := siptest.NewSRC("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	tmpl, err := siptest.LoadTemplate("../../testdata/siprec/oracle-sbc-2026-headers-template-INVITE.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call, err := src.Invite(ctx, siptest.Dial{Target: srv.addr, Template: tmpl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sent = 4 * time.Second
+	if err := call.SendTones(ctx, []float64{440, 1000}, sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-srv.done
+	srv.done <- nil // for the cleanup
+
+	path := findFile(t, srv.dir, ".wav", nil)
+	if py, err := exec.LookPath("python3"); err == nil {
+		// Python's wave module is the standard reader here; it refuses inconsistent headers.
+		script := `import sys, wave
+w = wave.open(sys.argv[1]); print(w.getnchannels(), w.getframerate(), w.getnframes())`
+		out, err := exec.Command(py, "-c", script, path).CombinedOutput()
+		if err != nil {
+			t.Fatalf("python wave cannot open the WAV: %v\n%s", err, out)
+		}
+		var ch, rate, frames int
+		fmt.Sscan(string(out), &ch, &rate, &frames)
+		if ch != 2 || rate != 8000 || frames < int((sent-1500*time.Millisecond).Seconds()*8000) {
+			t.Errorf("python wave: %d channels, %d Hz, %d frames; want 2, 8000, >= %d", ch, rate, frames, int((sent-1500*time.Millisecond).Seconds()*8000))
+		}
+	}
+	wav, err := recorder.ReadWAV(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// All that was sent except about the last second (flush interval + lag) must be there, by content.
+	want := int((sent - 1500*time.Millisecond).Seconds() * 8000)
+	for ch, tone := range []float64{440, 1000} {
+		if got := audiotest.TonePresentSamples(wav.Channels[ch], 8000, tone); got < want {
+			t.Errorf("channel %d: %.0f Hz in %d samples after kill -9, want >= %d", ch, tone, got, want)
+		}
+	}
+}
+
+// TestSIGTERMFinalisesRecordings stops the server during a call: the SRC gets a BYE and the recording and its
+// document are complete.
+func TestSIGTERMFinalisesRecordings(t *testing.T) {
+	srv := startServer(t, "immediate")
+	src, err := siptest.NewSRC("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	tmpl, err := siptest.LoadTemplate("../../testdata/siprec/oracle-sbc-2026-headers-template-INVITE.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call, err := src.Invite(ctx, siptest.Dial{Target: srv.addr, Template: tmpl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call.SendTones(ctx, []float64{440, 1000}, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-srv.done; err != nil {
+		t.Fatalf("server exit: %v", err)
+	}
+	srv.done <- nil
+	select {
+	case <-call.Ended():
+	case <-ctx.Done():
+		t.Fatal("SRC never got a BYE")
+	}
+	doc := readDoc(t, findFile(t, srv.dir, ".json", completed))
+	if doc.Session["end_reason"] != "shutdown" || doc.Audio == nil {
+		t.Fatalf("document after SIGTERM: %+v", doc)
+	}
+	wav, err := recorder.ReadWAV(filepath.Join(srv.dir, doc.Audio.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := audiotest.TonePresentSamples(wav.Channels[1], 8000, 1000); got < 2*8000*90/100 {
+		t.Errorf("1 kHz present in %d samples, want the whole 2 s", got)
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/siphook/siphook/sip"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "siphook.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigLayers(t *testing.T) {
+	file := writeFile(t, `
+sip:
+  listen: 127.0.0.1:5070
+  activation: on-match
+  transports: [tcp]
+recorder:
+  dir: /from/file
+log:
+  format: json
+`)
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		args  []string
+		check func(t *testing.T, c Config)
+	}{
+		{name: "embedded defaults", check: func(t *testing.T, c Config) {
+			if c.SIP.Listen != "127.0.0.1:5060" || c.SIP.Activation != sip.ActivateImmediately || c.Recorder.Dir != "./recordings" {
+				t.Errorf("defaults: %+v", c)
+			}
+			if strings.Join(c.SIP.Transports, ",") != "udp,tcp" {
+				t.Errorf("transports %v", c.SIP.Transports)
+			}
+		}},
+		{name: "file over defaults", args: []string{"-config", file}, check: func(t *testing.T, c Config) {
+			if c.SIP.Listen != "127.0.0.1:5070" || c.SIP.Activation != sip.ActivateOnMatch || c.Recorder.Dir != "/from/file" || c.Log.Format != "json" {
+				t.Errorf("file not applied: %+v", c)
+			}
+			if strings.Join(c.SIP.Transports, ",") != "tcp" {
+				t.Errorf("transports %v", c.SIP.Transports)
+			}
+		}},
+		{name: "environment over file", args: []string{"-config", file},
+			env: map[string]string{"SIPHOOK_SIP_LISTEN": "127.0.0.1:5080", "SIPHOOK_SIP_TRANSPORTS": "udp, tcp", "SIPHOOK_SIP_ACTIVATION_DELAY": "750ms", "SIPHOOK_RTP_PORT_MIN": "25000"},
+			check: func(t *testing.T, c Config) {
+				if c.SIP.Listen != "127.0.0.1:5080" || c.SIP.ActivationDelay != 750*time.Millisecond || c.RTP.PortMin != 25000 {
+					t.Errorf("env not applied: %+v", c)
+				}
+				if strings.Join(c.SIP.Transports, ",") != "udp,tcp" {
+					t.Errorf("transports %v", c.SIP.Transports)
+				}
+				if c.Recorder.Dir != "/from/file" {
+					t.Errorf("file value lost: %q", c.Recorder.Dir)
+				}
+			}},
+		{name: "config path from environment", env: map[string]string{"SIPHOOK_CONFIG": file}, check: func(t *testing.T, c Config) {
+			if c.SIP.Listen != "127.0.0.1:5070" {
+				t.Errorf("SIPHOOK_CONFIG not read: %q", c.SIP.Listen)
+			}
+		}},
+		{name: "flags over environment", args: []string{"-config", file, "-sip-listen", "127.0.0.1:5090", "-rtp-ports", "31000-31999", "-activation", "delayed"},
+			env: map[string]string{"SIPHOOK_SIP_LISTEN": "127.0.0.1:5080"},
+			check: func(t *testing.T, c Config) {
+				if c.SIP.Listen != "127.0.0.1:5090" || c.RTP.PortMin != 31000 || c.RTP.PortMax != 31999 || c.SIP.Activation != sip.ActivateDelayed {
+					t.Errorf("flags not applied: %+v", c)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := loadConfig(tc.args, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, cfg)
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		file string
+		env  map[string]string
+		args []string
+		want []string // every problem is reported at once
+	}{
+		{name: "unknown key in file", file: "sip:\n  lisen: 1.2.3.4:5060\n", want: []string{"lisen"}},
+		{name: "bad values", args: []string{"-activation", "sometimes", "-log-level", "loud"},
+			env:  map[string]string{"SIPHOOK_RTP_PORT_MIN": "70000"},
+			want: []string{"sip.activation", "log.level", "rtp.port_min"}},
+		{name: "bad duration in env", env: map[string]string{"SIPHOOK_SIP_ACTIVATION_DELAY": "soon"}, want: []string{"SIPHOOK_SIP_ACTIVATION_DELAY"}},
+		{name: "bad rtp-ports flag", args: []string{"-rtp-ports", "20000"}, want: []string{"-rtp-ports"}},
+		{name: "tls half configured", env: map[string]string{"SIPHOOK_SIP_TLS_CERT_FILE": "/etc/cert.pem"}, want: []string{"cert_file and key_file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			if tc.file != "" {
+				args = append([]string{"-config", writeFile(t, tc.file)}, args...)
+			}
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, err := loadConfig(args, &bytes.Buffer{})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvListingCoversEveryKey(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"env"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"SIPHOOK_SIP_LISTEN", "SIPHOOK_SIP_TLS_CERT_FILE", "SIPHOOK_SIP_ACTIVATION", "SIPHOOK_RTP_PORT_MIN", "SIPHOOK_RECORDER_DIR", "SIPHOOK_LOG_FORMAT"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("env listing lacks %s", name)
+		}
+	}
+}
+
+func TestCheckConfigRedactsSecrets(t *testing.T) {
+	t.Setenv("SIPHOOK_SIP_TLS_CERT_FILE", "/etc/siphook/cert.pem")
+	t.Setenv("SIPHOOK_SIP_TLS_KEY_FILE", "/etc/siphook/very-secret-key.pem")
+	t.Setenv("SIPHOOK_SIP_TLS_LISTEN", "127.0.0.1:5061")
+	var out bytes.Buffer
+	if err := run([]string{"check-config"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "very-secret-key") || !strings.Contains(out.String(), "[redacted]") {
+		t.Errorf("check-config output:\n%s", out.String())
+	}
+}
