@@ -125,7 +125,7 @@ func (s *Server) Start() error {
 		ua.Close()
 		return err
 	}
-	host, port := s.contactHostPort()
+	host, port := s.contactHostPort("")
 	// RewriteContact sends our in-dialog requests to where the INVITE came from: over TCP/TLS that reuses the
 	// SRC's connection (sipgo issue #361), over UDP it is the SBC's signalling address.
 	s.dialog = &sipgo.DialogUA{Client: s.client, ContactHDR: s.contact(host, port, ""), RewriteContact: true}
@@ -180,13 +180,13 @@ func (s *Server) closeListeners() {
 // Addr is the bound address of a transport ("udp", "tcp", "tls"), or "".
 func (s *Server) Addr(transport string) string { return s.addrs[transport] }
 
-// contactHostPort is what our Contact advertises.
-func (s *Server) contactHostPort() (string, int) {
-	var bound string
+// contactHostPort is what our Contact advertises for a transport: the address that transport is bound to
+// (an SRC on TLS must send its ACK and BYE to the TLS port), with the advertised host if configured.
+func (s *Server) contactHostPort(transport string) (string, int) {
+	bound := s.addrs[transport]
 	for _, t := range []string{"udp", "tcp", "tls"} {
-		if a := s.addrs[t]; a != "" {
-			bound = a
-			break
+		if bound == "" {
+			bound = s.addrs[t]
 		}
 	}
 	host, portStr, _ := net.SplitHostPort(bound)
@@ -386,7 +386,7 @@ func (s *Server) respondError(req *sip.Request, tx sip.ServerTransaction, err er
 		"call_id", callID(req), "source", req.Source(), "code", e.Code, "reason", e.Reason, "error", err)
 	res := sip.NewResponseFromRequest(req, e.Code, e.Reason, nil)
 	if e.Warning != "" {
-		host, _ := s.contactHostPort()
+		host, _ := s.contactHostPort("")
 		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf("399 %s %q", host, e.Warning)))
 	}
 	for k, v := range e.Headers {

@@ -51,7 +51,7 @@ func newTestServer(t *testing.T, activation Activation, opts ...Option) *testSer
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(cfg, media, rec, opts...)
+	srv, err := NewServer(cfg, media, rec, opts...) // options may adjust srv.cfg (TLS in tests)
 	if err != nil {
 		t.Fatal(err)
 	}

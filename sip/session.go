@@ -167,8 +167,9 @@ func (srv *Server) admit(req *sip.Request, tx sip.ServerTransaction) (*Session, 
 		streams: streams, media: media, lines: lines,
 		acked: make(chan struct{}), confirmed: make(chan struct{}), done: make(chan struct{}),
 	}
-	host, port := srv.contactHostPort()
-	sess.contact = srv.contact(host, port, sip.NetworkToLower(req.Transport()))
+	transport := sip.NetworkToLower(req.Transport())
+	host, port := srv.contactHostPort(transport)
+	sess.contact = srv.contact(host, port, transport)
 	sess.ctx, sess.cancel = context.WithCancel(context.Background())
 	sess.log = srv.log.With("call_id", sess.callID, "session", sess.id)
 	sess.noteHeaders(req)

@@ -5,6 +5,7 @@ package siptest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -41,10 +42,16 @@ type SRC struct {
 	calls map[string]*Call
 }
 
-// NewSRC listens on a loopback port for the given transport ("udp" or "tcp").
-func NewSRC(transport string) (*SRC, error) {
+// NewSRC listens on a loopback port for the given transport ("udp" or "tcp"). For "tls" use NewTLSSRC.
+func NewSRC(transport string) (*SRC, error) { return newSRC(transport, nil) }
+
+// NewTLSSRC dials the SRS over TLS with conf. It does not listen: like an SBC behind its own TLS connection,
+// it expects the SRS's in-dialog requests on the connection it opened.
+func NewTLSSRC(conf *tls.Config) (*SRC, error) { return newSRC("tls", conf) }
+
+func newSRC(transport string, tlsConf *tls.Config) (*SRC, error) {
 	s := &SRC{transport: transport, ip: "127.0.0.1", calls: map[string]*Call{}}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siptest-src"))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siptest-src"), sipgo.WithUserAgenTLSConfig(tlsConf))
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +78,9 @@ func NewSRC(transport string) (*SRC, error) {
 		s.addr = l.Addr().String()
 		s.closers = append(s.closers, l.Close)
 		go s.srv.ServeTCP(l)
+		s.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(s.ip))
+	case "tls":
+		s.addr = s.ip + ":5061" // advertised only; see NewTLSSRC
 		s.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(s.ip))
 	default:
 		return nil, fmt.Errorf("siptest: transport %q", transport)
