@@ -90,8 +90,10 @@ func (a *PortAllocator) Release(ports []int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, p := range ports {
-		i := (p - a.first) / 2
-		if i >= 0 && i < len(a.used) && a.used[i] {
+		if p < a.first || (p-a.first)%2 != 0 {
+			continue // not a port we hand out
+		}
+		if i := (p - a.first) / 2; i < len(a.used) && a.used[i] {
 			a.used[i] = false
 			a.free++
 		}

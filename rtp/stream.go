@@ -79,6 +79,9 @@ const (
 	maxDrift = 8000
 	// seqWindow is how many recent sequence numbers are remembered for duplicate detection.
 	seqWindow = 64
+	// maxDropout is the largest forward sequence jump counted as loss; a larger jump either way restarts the
+	// sequence tracking (RFC 3550 A.1's MAX_DROPOUT), as a sender restart would.
+	maxDropout = 3000
 )
 
 // Stream turns the RTP packets of one recorded m-line into samples on a recording's timeline.
@@ -133,7 +136,7 @@ func (s *Stream) Stats() Stats {
 	return s.stats
 }
 
-// HandlePacket records one RTP packet that arrived at the given time. It never keeps b.
+// HandlePacket records one RTP packet that arrived at the given time. b is not used after it returns.
 func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -148,6 +151,9 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 		return
 	}
 	if !s.anchored || h.SSRC != s.ssrc {
+		if s.anchored {
+			s.stats.Jumps++ // a new SSRC (transfer, SBC failover) starts a new timeline anchor
+		}
 		s.anchor(h, arrival)
 	} else if !s.countSeq(h.SequenceNumber) {
 		return // duplicate
@@ -170,6 +176,9 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 	}
 
 	payload := s.pkt.Payload
+	if cap(s.pcm) < len(payload) {
+		s.pcm = make([]int16, len(payload)) // 60 ms or longer packets; grows once per stream
+	}
 	s.pcm = s.pcm[:len(payload)]
 	if enc == EncodingPCMU {
 		DecodeULaw(s.pcm, payload)
@@ -192,6 +201,8 @@ func (s *Stream) anchor(h *rtp.Header, arrival time.Time) {
 func (s *Stream) countSeq(seq uint16) bool {
 	ext := s.highestSeq + int64(int16(seq-uint16(s.highestSeq)))
 	switch diff := ext - s.highestSeq; {
+	case diff > maxDropout || diff < -maxDropout:
+		s.highestSeq, s.seenMask = ext, 1
 	case diff > 0:
 		if diff > 1 {
 			s.stats.Lost += uint64(diff - 1)
@@ -218,8 +229,8 @@ func (s *Stream) countSeq(seq uint16) bool {
 			s.stats.Lost--
 		}
 	default:
-		// Older than the window: cannot tell a duplicate from a very late packet; the recorder drops it if its
-		// place was already written.
+		// Older than the window but within the dropout limit: cannot tell a duplicate from a very late packet;
+		// the recorder drops it if its place was already written.
 		s.stats.Reordered++
 	}
 	return true
