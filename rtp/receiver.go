@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -135,8 +136,19 @@ func (r *Receiver) read(c *net.UDPConn, s *Stream, wg *sync.WaitGroup) {
 			}
 			return
 		}
-		s.HandlePacket(buf[:n], r.now())
+		r.handle(s, buf[:n])
 	}
+}
+
+// handle feeds one packet to its stream. A panic there is a bug, but it must cost one packet, not the
+// process and every call it records: it is logged with the packet and the reader goes on.
+func (r *Receiver) handle(s *Stream, pkt []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("rtp packet handler panicked; packet dropped", "panic", p, "packet", fmt.Sprintf("%x", pkt), "stack", string(debug.Stack()))
+		}
+	}()
+	s.HandlePacket(pkt, r.now())
 }
 
 // Media is the bound sockets of one session. RTCP sockets are bound so the SRC's RTCP is accepted by the

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -403,4 +404,45 @@ func TestMediaCloseWaitsForReaders(t *testing.T) {
 	if r.Ports().Free() != r.Ports().Size() {
 		t.Errorf("Ports().Free() = %d after Close, want %d", r.Ports().Free(), r.Ports().Size())
 	}
+}
+
+// panicSink panics on its first write, as a bug met by some packet would.
+type panicSink struct {
+	fakeSink
+	panicked atomic.Bool
+}
+
+func (s *panicSink) WriteSamples(pos int64, pcm []int16) {
+	if s.panicked.CompareAndSwap(false, true) {
+		panic("bug met by a packet")
+	}
+	s.fakeSink.WriteSamples(pos, pcm)
+}
+
+func TestReceiverSurvivesAPanickingPacket(t *testing.T) {
+	r := newTestReceiver(t, 47250, 47259)
+	sink := &panicSink{fakeSink: *newFakeSink(0)}
+	s := NewStream(nil)
+	s.SetSink(sink)
+	m, err := r.Open([]*Stream{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// The first packet panics inside the stream; the reader must go on receiving the next ones.
+	sendUntilReceived(t, m.Ports()[0], s, 3)
+	if !sink.panicked.Load() {
+		t.Fatal("the sink never panicked")
+	}
+	conn, err := net.Dial("udp", net.JoinHostPort("127.0.0.1", m.Port(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	seq := uint16(100)
+	waitFor(t, "audio written after the panic", func() bool {
+		seq++
+		conn.Write(rtpBytes(0, seq, uint32(seq)*160, 3, make([]byte, 160)))
+		return len(sink.Writes()) > 0
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,12 +114,12 @@ func (s *Server) Start() error {
 	if s.client, err = sipgo.NewClient(ua, sipgo.WithClientLogger(s.log)); err != nil {
 		return err
 	}
-	s.sipSrv.OnInvite(s.onInvite)
-	s.sipSrv.OnAck(s.onAck)
-	s.sipSrv.OnBye(s.onBye)
-	s.sipSrv.OnCancel(s.onCancel)
-	s.sipSrv.OnOptions(s.onOptions)
-	s.sipSrv.OnUpdate(s.onUpdate)
+	s.sipSrv.OnInvite(s.guard(s.onInvite))
+	s.sipSrv.OnAck(s.guard(s.onAck))
+	s.sipSrv.OnBye(s.guard(s.onBye))
+	s.sipSrv.OnCancel(s.guard(s.onCancel))
+	s.sipSrv.OnOptions(s.guard(s.onOptions))
+	s.sipSrv.OnUpdate(s.guard(s.onUpdate))
 
 	if err := s.listen(tlsConf); err != nil {
 		s.closeListeners()
@@ -303,6 +304,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return s.ua.Close()
 	}
 	return nil
+}
+
+// guard turns a panic in a handler (a bug met by some input) into a 500 and a log line: one request fails,
+// not the process and every recording in it.
+func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("sip handler panicked", "method", string(req.Method), "call_id", callID(req),
+					"panic", p, "stack", string(debug.Stack()))
+				if !req.IsAck() {
+					_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+				}
+			}
+		}()
+		h(req, tx)
+	}
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {

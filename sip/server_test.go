@@ -11,6 +11,7 @@ import (
 	"time"
 
 	sipgosip "github.com/emiago/sipgo/sip"
+	sipgotest "github.com/emiago/sipgo/siptest"
 
 	"github.com/siphook/siphook/internal/audiotest"
 	"github.com/siphook/siphook/recorder"
@@ -352,5 +353,23 @@ func TestRobustness(t *testing.T) {
 			}()
 			waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseline })
 		})
+	}
+}
+
+func TestHandlerPanicAnswers500(t *testing.T) {
+	srv, err := NewServer(DefaultConfig(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := sipgosip.NewRequest(sipgosip.OPTIONS, sipgosip.Uri{Scheme: "sip", Host: "127.0.0.1"})
+	for _, h := range [][2]string{{"Via", "SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKpanic"}, {"From", "<sip:a@127.0.0.1>;tag=1"},
+		{"To", "<sip:b@127.0.0.1>"}, {"Call-ID", "panic-test"}, {"CSeq", "1 OPTIONS"}} {
+		req.AppendHeader(sipgosip.NewHeader(h[0], h[1]))
+	}
+	tx := sipgotest.NewServerTxRecorder(req)
+	srv.guard(func(*sipgosip.Request, sipgosip.ServerTransaction) { panic("bug") })(req, tx)
+	res := tx.Result()
+	if len(res) != 1 || res[0].StatusCode != 500 {
+		t.Fatalf("responses after a panic = %v, want one 500", res)
 	}
 }
