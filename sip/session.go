@@ -280,6 +280,15 @@ func (s *Session) sdp(direction string) ([]byte, error) {
 	return answerSDP(s.lines, s.media.Ports(), s.mediaIP, s.sdpID, s.sdpVersion, direction)
 }
 
+// currentSDP answers an SRC offer with the direction we want now: recvonly while recording, else inactive.
+func (s *Session) currentSDP() ([]byte, error) {
+	direction := "inactive"
+	if s.State() == StateRecording {
+		direction = "recvonly"
+	}
+	return s.sdp(direction)
+}
+
 // Activate makes the streams recvonly with an in-dialog re-INVITE and records them. It waits for the
 // initial ACK if need be; it is a no-op on a recording session.
 func (s *Session) Activate(ctx context.Context) error { return s.setRecording(ctx, true) }
@@ -496,11 +505,7 @@ func (s *Session) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.invite = req // remote target refresh (RFC 3261 §12.2.2)
 		s.mu.Unlock()
 	}
-	direction := "inactive"
-	if s.State() == StateRecording {
-		direction = "recvonly"
-	}
-	sdpBody, err := s.sdp(direction)
+	sdpBody, err := s.currentSDP()
 	if err != nil {
 		s.srv.respondError(req, tx, err)
 		return
@@ -525,11 +530,7 @@ func (s *Session) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 			s.srv.respondError(req, tx, err)
 			return
 		}
-		direction := "inactive"
-		if s.State() == StateRecording {
-			direction = "recvonly"
-		}
-		sdpBody, err := s.sdp(direction)
+		sdpBody, err := s.currentSDP()
 		if err != nil {
 			s.srv.respondError(req, tx, err)
 			return

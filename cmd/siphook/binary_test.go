@@ -156,7 +156,7 @@ func readDoc(t *testing.T, path string) *recorder.Document {
 
 func completed(path string) bool {
 	b, err := os.ReadFile(path)
-	return err == nil && bytes.Contains(b, []byte(`"state": "completed"`)) || bytes.Contains(b, []byte(`"state":"completed"`))
+	return err == nil && (bytes.Contains(b, []byte(`"state": "completed"`)) || bytes.Contains(b, []byte(`"state":"completed"`)))
 }
 
 // TestSippOracleLikeFlow drives the binary with sipp as a third-party SRC: SIPREC INVITE over UDP, inactive
@@ -247,25 +247,32 @@ func lastLines(b []byte, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// TestKill9LeavesReadableWAV kills the server mid-recording: the WAV must open in a standard reader and hold
-// the audio up to about the last second.
-func TestKill9LeavesReadableWAV(t *testing.T) {
-	srv := startServer(t, "immediate")
+// oracleCall places an Oracle-style SIPREC call to the server from a fake SRC over TCP.
+func oracleCall(ctx context.Context, t *testing.T, srv *server) *siptest.Call {
+	t.Helper()
 	src, err := siptest.NewSRC("tcp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
+	t.Cleanup(src.Close)
 	tmpl, err := siptest.LoadTemplate("../../testdata/siprec/oracle-sbc-2026-headers-template-INVITE.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	call, err := src.Invite(ctx, siptest.Dial{Target: srv.addr, Template: tmpl})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return call
+}
+
+// TestKill9LeavesReadableWAV kills the server mid-recording: the WAV must open in a standard reader and hold
+// the audio up to about the last second.
+func TestKill9LeavesReadableWAV(t *testing.T) {
+	srv := startServer(t, "immediate")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call := oracleCall(ctx, t, srv)
 	const sent = 4 * time.Second
 	if err := call.SendTones(ctx, []float64{440, 1000}, sent); err != nil {
 		t.Fatal(err)
@@ -308,21 +315,9 @@ w = wave.open(sys.argv[1]); print(w.getnchannels(), w.getframerate(), w.getnfram
 // document are complete.
 func TestSIGTERMFinalisesRecordings(t *testing.T) {
 	srv := startServer(t, "immediate")
-	src, err := siptest.NewSRC("tcp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	tmpl, err := siptest.LoadTemplate("../../testdata/siprec/oracle-sbc-2026-headers-template-INVITE.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	call, err := src.Invite(ctx, siptest.Dial{Target: srv.addr, Template: tmpl})
-	if err != nil {
-		t.Fatal(err)
-	}
+	call := oracleCall(ctx, t, srv)
 	if err := call.SendTones(ctx, []float64{440, 1000}, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
