@@ -394,6 +394,21 @@ func (rec *Recording) abandon(err error) error {
 	return err
 }
 
+// Discard closes the recording and deletes its files: for a recording opened in anticipation (an activation
+// the SRC then refused) that must not leave an empty WAV behind. It returns ErrClosed after Close or Discard.
+func (rec *Recording) Discard() error {
+	if !rec.closing.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	rec.mu.Lock()
+	rec.closed = true // later writes are counted as dropped
+	rec.mu.Unlock()
+	rec.r.forget(rec)
+	rec.flushMu.Lock()
+	defer rec.flushMu.Unlock()
+	return rec.abandon(nil)
+}
+
 // ID returns the recording ID.
 func (rec *Recording) ID() string { return rec.id }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -755,4 +756,35 @@ func BenchmarkWriteSamples(b *testing.B) {
 			}
 		}
 	}
+}
+
+func TestDiscardRemovesFiles(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Dir = t.TempDir()
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rec, err := r.Start(Spec{Channels: 2, Document: &Document{Source: "siprec"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Channel(0).WriteSamples(0, make([]int16, 160))
+	if err := rec.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(rec.WAVPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("WAV still there after Discard: %v", err)
+	}
+	if _, err := os.Stat(strings.TrimSuffix(rec.WAVPath(), ".wav") + ".json"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("document still there after Discard: %v", err)
+	}
+	if r.Open() != 0 {
+		t.Errorf("Open() = %d after Discard", r.Open())
+	}
+	if err := rec.Close(nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Close after Discard = %v, want ErrClosed", err)
+	}
+	rec.Channel(1).WriteSamples(0, make([]int16, 160)) // must not panic or write
 }

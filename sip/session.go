@@ -196,7 +196,7 @@ func (s *Session) answer() {
 	}
 	direction := "inactive"
 	if srv.cfg.Activation == ActivateImmediately {
-		if err := s.startRecording(); err != nil {
+		if _, err := s.startRecording(); err != nil {
 			s.log.Error("cannot start recording", "error", err)
 			_ = s.dlg.Respond(500, "Server Internal Error", nil)
 			s.end(context.Background(), "recorder_failed", false)
@@ -317,9 +317,11 @@ func (s *Session) setRecording(ctx context.Context, on bool) error {
 		return nil
 	}
 	direction := "inactive"
+	opened := false
 	if on {
 		// Streams accept audio before the re-INVITE leaves: the SRC may start sending before its 200 reaches us.
-		if err := s.startRecording(); err != nil {
+		var err error
+		if opened, err = s.startRecording(); err != nil {
 			return err
 		}
 		direction = "recvonly"
@@ -327,6 +329,9 @@ func (s *Session) setRecording(ctx context.Context, on bool) error {
 	err := s.reinvite(ctx, direction)
 	if err != nil || !on {
 		s.setSinks(false)
+	}
+	if err != nil && opened {
+		s.discardRecording() // the first activation failed: no empty WAV, the session never recorded
 	}
 	if err != nil {
 		s.srv.m.reinvites.WithLabelValues(direction, "failed").Inc()
@@ -351,14 +356,15 @@ func (s *Session) setRecording(ctx context.Context, on bool) error {
 	return nil
 }
 
-// startRecording opens the recording on first use and points every stream at its channel.
-func (s *Session) startRecording() error {
+// startRecording points every stream at its channel, opening the recording on first use (opened).
+func (s *Session) startRecording() (opened bool, err error) {
 	s.mu.Lock()
 	if s.state == StateEnded {
 		s.mu.Unlock()
-		return ErrSessionEnded
+		return false, ErrSessionEnded
 	}
 	if s.rec == nil {
+		opened = true
 		s.channelOf = channelOrder(s.recordedLines(), s.meta)
 		now := time.Now()
 		doc := s.documentLocked(now)
@@ -366,7 +372,7 @@ func (s *Session) startRecording() error {
 		rec, err := s.srv.rec.Start(recorder.Spec{ID: s.id, Channels: len(s.streams), Start: now, Document: doc})
 		if err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("start recording: %w", err)
+			return false, fmt.Errorf("start recording: %w", err)
 		}
 		s.rec = rec
 		if s.srv.cfg.Activation == ActivateImmediately {
@@ -375,7 +381,20 @@ func (s *Session) startRecording() error {
 	}
 	s.mu.Unlock()
 	s.setSinks(true)
-	return nil
+	return opened, nil
+}
+
+// discardRecording drops a recording that never got audio by agreement with the SRC.
+func (s *Session) discardRecording() {
+	s.mu.Lock()
+	rec := s.rec
+	s.rec, s.channelOf = nil, nil
+	s.mu.Unlock()
+	if rec != nil {
+		if err := rec.Discard(); err != nil {
+			s.log.Warn("discarding unused recording", "error", err)
+		}
+	}
 }
 
 func (s *Session) setSinks(on bool) {

@@ -308,6 +308,15 @@ func (c *Call) Bye(ctx context.Context) error {
 	return c.dlg.Bye(ctx)
 }
 
+// ByeWithBody hangs up with a body, as Ribbon SBCs send partial metadata on BYE.
+func (c *Call) ByeWithBody(ctx context.Context, contentType string, body []byte) error {
+	defer c.Close()
+	bye := sip.NewRequest(sip.BYE, c.dlg.InviteResponse.Contact().Address)
+	bye.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	bye.SetBody(body)
+	return c.dlg.WriteBye(ctx, bye)
+}
+
 // Close frees the call's sockets without signalling.
 func (c *Call) Close() {
 	c.closeMedia()

@@ -1,0 +1,232 @@
+package sip
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	sipgosip "github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/siphook/siphook/sip/siptest"
+)
+
+// waitingCall sets up an on-match session and returns it with the SRC's side of the call.
+func waitingCall(t *testing.T, transport string, src *siptest.SRC) (*testServer, *Session, *siptest.Call) {
+	t.Helper()
+	waiting := make(chan *Session, 1)
+	ts := newTestServer(t, ActivateOnMatch, WithOnWaiting(func(s *Session) { waiting <- s }))
+	ts.jitter = func() time.Duration { return 0 } // 491 back-off without waiting
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	call, err := src.Invite(ctx, siptest.Dial{Target: ts.Addr(transport), Template: loadTemplate(t, "oracle-sbc-2026-headers-template-INVITE.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case sess := <-waiting:
+		return ts, sess, call
+	case <-ctx.Done():
+		t.Fatal("session never waiting")
+	}
+	return nil, nil, nil
+}
+
+func TestActivationRetriesAfterGlare(t *testing.T) {
+	src := newSRC(t, "tcp")
+	var reinvites atomic.Int32
+	src.OnReinvite = func(*siptest.Call, *sipgosip.Request) int {
+		if reinvites.Add(1) == 1 {
+			return 491 // the SRC's own re-INVITE crossed ours
+		}
+		return 200
+	}
+	ts, sess, call := waitingCall(t, "tcp", src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sess.Activate(ctx); err != nil {
+		t.Fatalf("Activate after one 491: %v", err)
+	}
+	if got := reinvites.Load(); got != 2 {
+		t.Errorf("re-INVITEs sent = %d, want 2 (one 491, one retry)", got)
+	}
+	if got := testutil.ToFloat64(ts.m.reinvites.WithLabelValues("recvonly", "glare")); got != 1 {
+		t.Errorf("glare counter = %v, want 1", got)
+	}
+	if sess.State() != StateRecording || strings.Join(call.Directions(), ",") != "recvonly,recvonly" {
+		t.Errorf("state %v, SRC sees %v", sess.State(), call.Directions())
+	}
+}
+
+func TestActivationRefusedLeavesSessionWaiting(t *testing.T) {
+	src := newSRC(t, "tcp")
+	src.OnReinvite = func(*siptest.Call, *sipgosip.Request) int { return 488 }
+	ts, sess, call := waitingCall(t, "tcp", src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sess.Activate(ctx); err == nil || !strings.Contains(err.Error(), "488") {
+		t.Fatalf("Activate against a 488 = %v, want an error naming 488", err)
+	}
+	if got := testutil.ToFloat64(ts.m.reinvites.WithLabelValues("recvonly", "failed")); got != 1 {
+		t.Errorf("failure counter = %v, want 1", got)
+	}
+	if sess.State() != StateWaiting {
+		t.Errorf("state after a refused activation = %v, want waiting", sess.State())
+	}
+	// Audio the SRC sends anyway is not recorded.
+	if err := call.SendTones(ctx, []float64{440, 1000}, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-sess.Done()
+	if doc := readDocument(t, ts.dir); doc.State != "never_activated" {
+		t.Errorf("document state = %q, want never_activated", doc.State)
+	}
+}
+
+func TestActivationEndsDeadDialog(t *testing.T) {
+	src := newSRC(t, "tcp")
+	src.OnReinvite = func(*siptest.Call, *sipgosip.Request) int { return 481 }
+	ts, sess, _ := waitingCall(t, "tcp", src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sess.Activate(ctx); err == nil {
+		t.Fatal("Activate against a 481 succeeded")
+	}
+	<-sess.Done()
+	if got := readDocument(t, ts.dir).Session["end_reason"]; got != "reinvite_481" {
+		t.Errorf("end_reason = %q, want reinvite_481", got)
+	}
+}
+
+// TestPauseAndResume pauses a recording (re-INVITE inactive) and resumes it: the paused stretch is silence,
+// both stretches around it carry their tones, and the events say what happened.
+func TestPauseAndResume(t *testing.T) {
+	src := newSRC(t, "tcp")
+	ts, sess, call := waitingCall(t, "tcp", src)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	step := func(name string, f func(context.Context) error, want string) {
+		t.Helper()
+		if err := f(ctx); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := strings.Join(call.Directions(), ","); got != want+","+want {
+			t.Fatalf("after %s the SRC sees %s", name, got)
+		}
+	}
+	step("Activate", sess.Activate, "recvonly")
+	call.SendTones(ctx, []float64{440, 1000}, time.Second)
+	step("Pause", sess.Pause, "inactive")
+	if sess.State() != StatePaused {
+		t.Fatalf("state = %v, want paused", sess.State())
+	}
+	time.Sleep(time.Second) // a paused stretch with no audio
+	step("Activate again", sess.Activate, "recvonly")
+	call.SendTones(ctx, []float64{440, 1000}, time.Second)
+	if err := call.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-sess.Done()
+
+	doc := readDocument(t, ts.dir)
+	var types []string
+	for _, e := range doc.Events {
+		types = append(types, e.Type)
+	}
+	if strings.Join(types, ",") != "activated,paused,resumed" {
+		t.Errorf("events = %v", types)
+	}
+	if doc.Audio == nil || doc.Audio.Samples < 2*8000 {
+		t.Fatalf("audio = %+v, want at least the two recorded seconds", doc.Audio)
+	}
+}
+
+func TestByeWithMetadataBody(t *testing.T) {
+	src := newSRC(t, "tcp")
+	ts, sess, call := waitingCall(t, "tcp", src)
+	body, err := os.ReadFile(samples + "sonus-ribbon-2026-metadata-body-BYE-partial.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, xml, _ := strings.Cut(string(body), "\n") // drop the "# source:" line
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := call.ByeWithBody(ctx, "application/rs-metadata+xml", []byte(xml)); err != nil {
+		t.Fatalf("BYE with a body was not answered 200: %v", err)
+	}
+	<-sess.Done()
+	if doc := readDocument(t, ts.dir); doc.Session["end_reason"] != "bye" {
+		t.Errorf("end_reason = %q", doc.Session["end_reason"])
+	}
+}
+
+func TestOptionsAdvertisesCapabilities(t *testing.T) {
+	ts := newTestServer(t, ActivateOnMatch)
+	ua, err := sipgo.NewUA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port := ts.contactHostPort("udp")
+	req := sipgosip.NewRequest(sipgosip.OPTIONS, sipgosip.Uri{Scheme: "sip", Host: host, Port: port})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := client.Do(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("OPTIONS answered %d", res.StatusCode)
+	}
+	for name, want := range map[string]string{"Allow": "INVITE", "Accept": "application/rs-metadata+xml", "Supported": "siprec"} {
+		if h := res.GetHeader(name); h == nil || !strings.Contains(h.Value(), want) {
+			t.Errorf("%s = %v, want it to hold %s", name, h, want)
+		}
+	}
+}
+
+func TestSIPRECRecognition(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		headers [][2]string
+		body    SIPRECBody
+		want    bool
+	}{
+		{"Require: siprec", [][2]string{{"Require", "timer, siprec"}}, SIPRECBody{}, true},
+		{"Proxy-Require: SIPREC", [][2]string{{"Proxy-Require", "SIPREC"}}, SIPRECBody{}, true},
+		{"+sip.src on Contact", [][2]string{{"Contact", "<sip:src@10.0.0.1>;+sip.src"}}, SIPRECBody{}, true},
+		{"src on Contact (AudioCodes, BroadWorks)", [][2]string{{"Contact", "<sip:src@10.0.0.1>;src"}}, SIPRECBody{}, true},
+		{"+sip.src inside the URI (Avaya SBCE)", [][2]string{{"Contact", "<sip:src@10.0.0.1;transport=tcp;+sip.src>"}}, SIPRECBody{}, true},
+		{"metadata part only", nil, SIPRECBody{Metadata: []byte("<recording/>")}, true},
+		{"plain call", [][2]string{{"Contact", "<sip:alice@10.0.0.1>"}, {"Require", "timer"}}, SIPRECBody{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := sipgosip.NewRequest(sipgosip.INVITE, sipgosip.Uri{Scheme: "sip", Host: "127.0.0.1"})
+			for _, h := range tc.headers {
+				if h[0] == "Contact" {
+					var c sipgosip.ContactHeader
+					if _, err := sipgosip.ParseAddressValue(h[1], &c.Address, &c.Params); err != nil {
+						t.Fatal(err)
+					}
+					req.AppendHeader(&c)
+					continue
+				}
+				req.AppendHeader(sipgosip.NewHeader(h[0], h[1]))
+			}
+			if got := isSIPREC(req, tc.body); got != tc.want {
+				t.Errorf("isSIPREC = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
