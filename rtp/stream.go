@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/siphook/siphook/internal/g711"
 )
 
 // Sink is where a stream's decoded audio goes: one channel of a recording (recorder.Channel satisfies it).
@@ -181,9 +183,9 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 	}
 	s.pcm = s.pcm[:len(payload)]
 	if enc == EncodingPCMU {
-		DecodeULaw(s.pcm, payload)
+		g711.DecodeULaw(s.pcm, payload)
 	} else {
-		DecodeALaw(s.pcm, payload)
+		g711.DecodeALaw(s.pcm, payload)
 	}
 	s.sink.WriteSamples(pos, s.pcm)
 }

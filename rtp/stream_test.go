@@ -10,6 +10,8 @@ import (
 	"time"
 
 	pionrtp "github.com/pion/rtp"
+
+	"github.com/siphook/siphook/internal/g711"
 )
 
 const (
@@ -120,7 +122,7 @@ type wantWrite struct {
 
 func decodedULaw(b []byte) []int16 {
 	out := make([]int16, len(b))
-	DecodeULaw(out, b)
+	g711.DecodeULaw(out, b)
 	return out
 }
 
@@ -161,9 +163,9 @@ func TestStreamDecodes(t *testing.T) {
 		payload[i] = byte(i)
 	}
 	ulaw := make([]int16, len(payload))
-	DecodeULaw(ulaw, payload)
+	g711.DecodeULaw(ulaw, payload)
 	alaw := make([]int16, len(payload))
-	DecodeALaw(alaw, payload)
+	g711.DecodeALaw(alaw, payload)
 
 	tests := []struct {
 		name     string
@@ -843,9 +845,9 @@ func FuzzHandlePacket(f *testing.F) {
 		if w := sink.Writes(); len(w) == 1 {
 			want := make([]int16, wantSamples)
 			if enc == EncodingPCMU {
-				DecodeULaw(want, p.Payload)
+				g711.DecodeULaw(want, p.Payload)
 			} else {
-				DecodeALaw(want, p.Payload)
+				g711.DecodeALaw(want, p.Payload)
 			}
 			if !slices.Equal(w[0].pcm, want) || w[0].pos != 0 {
 				t.Fatalf("write at %d does not match the decoded payload", w[0].pos)

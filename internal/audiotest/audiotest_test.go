@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/siphook/siphook/rtp"
+	"github.com/siphook/siphook/internal/g711"
 )
 
 const rate = 8000
@@ -22,10 +22,10 @@ func mix(parts ...[]int16) []int16 {
 func ulawRoundTrip(pcm []int16) []int16 {
 	enc := make([]byte, len(pcm))
 	for i, s := range pcm {
-		enc[i] = rtp.EncodeULaw(s)
+		enc[i] = g711.EncodeULaw(s)
 	}
 	out := make([]int16, len(enc))
-	rtp.DecodeULaw(out, enc)
+	g711.DecodeULaw(out, enc)
 	return out
 }
 

@@ -21,7 +21,7 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/siphook/siphook/internal/audiotest"
-	"github.com/siphook/siphook/rtp"
+	"github.com/siphook/siphook/internal/g711"
 )
 
 // SRC is one fake SBC. Fields set before the first Invite change its behaviour; nil means the default.
@@ -272,7 +272,7 @@ func (c *Call) SendTones(ctx context.Context, tones []float64, d time.Duration) 
 			}
 			pcm := audiotest.Sine(freq, 0.5, 8000, c.sent, frame)
 			for j, s := range pcm {
-				payload[j] = rtp.EncodeULaw(s)
+				payload[j] = g711.EncodeULaw(s)
 			}
 			pkt := pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: 0, SequenceNumber: c.seq[i], Timestamp: c.ts[i], SSRC: c.ssrc[i]}, Payload: payload}
 			c.seq[i]++

@@ -1,4 +1,4 @@
-package rtp
+package g711
 
 import (
 	"math"

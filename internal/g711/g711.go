@@ -1,4 +1,6 @@
-package rtp
+// Package g711 is the G.711 codec: µ-law (PCMU) and A-law (PCMA) to and from 16-bit linear PCM. RTP and
+// AudioHook audio both use it.
+package g711
 
 import "math/bits"
 
