@@ -83,7 +83,8 @@ func startServer(t *testing.T, activation string, env ...string) *server {
 	s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.cmd = exec.Command(siphookBinary(t), "serve", "-sip-listen", s.addr, "-recordings", s.dir,
 		"-rtp-ports", "41000-41999", "-activation", activation, "-log-format", "json")
-	s.cmd.Env = append(os.Environ(), env...)
+	// Each server gets its own AudioHook port: tests run in parallel processes.
+	s.cmd.Env = append(append(os.Environ(), "SIPHOOK_AUDIOHOOK_LISTEN=127.0.0.1:0"), env...)
 	s.cmd.Stderr = &lockedWriter{w: s.log}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

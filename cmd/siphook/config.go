@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -21,10 +22,11 @@ import (
 // Config is the whole configuration file. Each section belongs to its package, which owns its defaults and
 // its Validate; this file only layers them: embedded defaults < YAML file < SIPHOOK_* environment < flags.
 type Config struct {
-	Log      LogConfig       `yaml:"log"`
-	SIP      sip.Config      `yaml:"sip"`
-	RTP      rtp.Config      `yaml:"rtp"`
-	Recorder recorder.Config `yaml:"recorder"`
+	Log       LogConfig        `yaml:"log"`
+	SIP       sip.Config       `yaml:"sip"`
+	RTP       rtp.Config       `yaml:"rtp"`
+	Recorder  recorder.Config  `yaml:"recorder"`
+	AudioHook audiohook.Config `yaml:"audiohook"`
 }
 
 // LogConfig chooses the log output.
@@ -35,10 +37,11 @@ type LogConfig struct {
 
 func defaultConfig() Config {
 	return Config{
-		Log:      LogConfig{Level: "info", Format: "text"},
-		SIP:      sip.DefaultConfig(),
-		RTP:      rtp.DefaultConfig(),
-		Recorder: recorder.DefaultConfig(),
+		Log:       LogConfig{Level: "info", Format: "text"},
+		SIP:       sip.DefaultConfig(),
+		RTP:       rtp.DefaultConfig(),
+		Recorder:  recorder.DefaultConfig(),
+		AudioHook: audiohook.DefaultConfig(),
 	}
 }
 
@@ -53,7 +56,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
-	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate())
+	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate())
 	return errors.Join(errs...)
 }
 
@@ -97,6 +100,9 @@ func envVars(cfg *Config) []envVar {
 			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeFor[time.Duration]() {
 				walk(f, p)
 				continue
+			}
+			if f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct {
+				continue // lists of records (audiohook.organizations) come from the file only
 			}
 			out = append(out, envVar{
 				Name:  envPrefix + strings.ToUpper(strings.Join(p, "_")),
@@ -160,7 +166,27 @@ func setValue(f reflect.Value, s string) error {
 	return nil
 }
 
-// secretKeys are never printed by check-config.
+// isSecret says which keys check-config never prints.
 func isSecret(key string) bool {
-	return strings.Contains(key, "secret") || strings.Contains(key, "password") || strings.HasSuffix(key, "key_file")
+	return strings.Contains(key, "secret") || strings.Contains(key, "password") || strings.HasSuffix(key, "key_file") ||
+		strings.HasSuffix(key, "api_key")
+}
+
+// redact blanks every non-empty secret in v (a config struct), lists of records included.
+func redact(v reflect.Value) {
+	t := v.Type()
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		f := v.Field(i)
+		switch {
+		case f.Kind() == reflect.Struct:
+			redact(f)
+		case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct:
+			for j := range f.Len() {
+				redact(f.Index(j))
+			}
+		case f.Kind() == reflect.String && isSecret(tag) && f.String() != "":
+			f.SetString("[redacted]")
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -113,11 +115,7 @@ func loadConfig(args []string, stderr io.Writer) (Config, error) {
 }
 
 func printConfig(w io.Writer, cfg Config) error {
-	for _, ev := range envVars(&cfg) {
-		if isSecret(ev.Key) && !ev.field.IsZero() {
-			ev.field.SetString("[redacted]")
-		}
-	}
+	redact(reflect.ValueOf(&cfg).Elem())
 	return yaml.NewEncoder(w).Encode(cfg)
 }
 
@@ -153,6 +151,15 @@ func serve(cfg Config, stderr io.Writer) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
+	var hook *audiohook.Server
+	if cfg.AudioHook.Listen != "" {
+		if hook, err = audiohook.NewServer(cfg.AudioHook, rec, audiohook.WithLogger(log.With("component", "audiohook")), audiohook.WithRegisterer(reg)); err != nil {
+			return err
+		}
+		if err := hook.Start(); err != nil {
+			return fmt.Errorf("audiohook listen %s: %w", cfg.AudioHook.Listen, err)
+		}
+	}
 	log.Info("siphook started", "version", version(), "recordings", cfg.Recorder.Dir,
 		"rtp_ports", fmt.Sprintf("%d-%d", cfg.RTP.PortMin, cfg.RTP.PortMax))
 
@@ -164,7 +171,12 @@ func serve(cfg Config, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("shutdown", "error", err)
+		log.Warn("sip shutdown", "error", err)
+	}
+	if hook != nil {
+		if err := hook.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("audiohook shutdown", "error", err)
+		}
 	}
 	log.Info("stopped")
 	return nil

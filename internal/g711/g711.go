@@ -45,6 +45,9 @@ func DecodeALaw(dst []int16, src []byte) {
 	}
 }
 
+// ULaw decodes one µ-law byte (a table lookup), for interleaved frames that are decoded sample by sample.
+func ULaw(code byte) int16 { return ulawTable[code] }
+
 // EncodeULaw encodes one 16-bit linear sample as µ-law.
 //
 // µ-law has two codes for zero: 0xFF (+0) and 0x7F (−0). Both decode to 0, and 0 encodes to 0xFF, so 0x7F is
