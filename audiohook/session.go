@@ -91,6 +91,8 @@ func (s *Session) Keys() []matcher.Key {
 	}
 }
 
+var _ matcher.MediaSession = (*Session)(nil)
+
 // Activate records the session: the recording is opened on first use and a server pause is lifted with
 // `resume`.
 func (s *Session) Activate(ctx context.Context) error {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	sipgotest "github.com/emiago/sipgo/siptest"
 
 	"github.com/siphook/siphook/internal/audiotest"
+	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip/siptest"
@@ -176,6 +178,10 @@ func TestOracleSessionActivatedAndRecorded(t *testing.T) {
 	}
 	if sess.State() != StateWaiting {
 		t.Fatalf("state = %v, want waiting", sess.State())
+	}
+	wantKeys := []matcher.Key{{Kind: matcher.KeyUCID, Value: "00071252811778010124"}, {Kind: matcher.KeyUCID, Value: "00071252771778010117"}}
+	if keys := sess.Keys(); !slices.Equal(keys, wantKeys) {
+		t.Errorf("keys = %v, want %v", keys, wantKeys)
 	}
 	activated := make(chan error, 1)
 	go func() { activated <- sess.Activate(ctx) }()

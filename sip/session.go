@@ -103,6 +103,25 @@ func (s *Session) Identifiers() []recorder.Identifier {
 	return slices.Clone(s.ids)
 }
 
+// Keys are the matching keys seen so far: UCIDs and conversation ids (matcher.MediaSession).
+func (s *Session) Keys() []matcher.Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []matcher.Key
+	for _, id := range s.ids {
+		kind := matcher.KeyKind(id.Kind)
+		if kind != matcher.KeyUCID && kind != matcher.KeyConversationID {
+			continue
+		}
+		if k := (matcher.Key{Kind: kind, Value: id.Value}); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+var _ matcher.MediaSession = (*Session)(nil)
+
 // RecordingPath is the WAV being written, or "" before the first activation.
 func (s *Session) RecordingPath() string {
 	s.mu.Lock()
@@ -779,7 +798,7 @@ func (s *Session) noteHeaders(req *sip.Request) {
 				continue
 			}
 			if ucid, ok := u.UCID(); ok {
-				s.addID("ucid", ucid.String(), h.Value(), name)
+				s.addID(string(matcher.KeyUCID), ucid.String(), h.Value(), name)
 			} else {
 				s.addID("uui", u.Data, h.Value(), name)
 			}
@@ -787,12 +806,12 @@ func (s *Session) noteHeaders(req *sip.Request) {
 	}
 	for _, h := range req.GetHeaders("Cisco-Gucid") {
 		if ucid, ok := matcher.ParseUCID(h.Value()); ok {
-			s.addID("ucid", ucid.String(), h.Value(), "Cisco-Gucid")
+			s.addID(string(matcher.KeyUCID), ucid.String(), h.Value(), "Cisco-Gucid")
 		}
 	}
 	for _, h := range req.GetHeaders("X-Inin-Cnv") {
 		if cnv, ok := matcher.ParseConversationID(h.Value()); ok {
-			s.addID("conversation_id", cnv, "", "x-inin-cnv header")
+			s.addID(string(matcher.KeyConversationID), cnv, "", "x-inin-cnv header")
 		}
 	}
 }
@@ -811,11 +830,11 @@ func (s *Session) noteMetadata(raw []byte) {
 	}
 	for _, raw := range m.UCIDs {
 		if ucid, ok := matcher.ParseUCID(raw); ok {
-			s.addID("ucid", ucid.String(), raw, "metadata ucid")
+			s.addID(string(matcher.KeyUCID), ucid.String(), raw, "metadata ucid")
 		}
 	}
 	for _, cnv := range m.ConversationIDs() {
-		s.addID("conversation_id", cnv, "", "metadata x-inin-cnv")
+		s.addID(string(matcher.KeyConversationID), cnv, "", "metadata x-inin-cnv")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

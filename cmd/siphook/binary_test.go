@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -344,5 +345,46 @@ func TestSIGTERMFinalisesRecordings(t *testing.T) {
 	}
 	if got := audiotest.TonePresentSamples(wav.Channels[1], 8000, 1000); got < 2*8000*90/100 {
 		t.Errorf("1 kHz present in %d samples, want the whole 2 s", got)
+	}
+}
+
+// TestCheckAudioHook runs the binary's AudioHook endpoint configured from the environment alone and probes it
+// the way Genesys does on activation, with the right and a wrong client secret.
+func TestCheckAudioHook(t *testing.T) {
+	const apiKey = "c2lwaG9vay10ZXN0LWtleQ=="
+	secret := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	hookAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServer(t, "immediate", "SIPHOOK_AUDIOHOOK_LISTEN="+hookAddr,
+		"SIPHOOK_AUDIOHOOK_API_KEY="+apiKey, "SIPHOOK_AUDIOHOOK_CLIENT_SECRET="+secret)
+	url := "ws://" + hookAddr + "/audiohook"
+	waitListening(t, hookAddr)
+
+	check := func(secret string) (string, error) {
+		cmd := exec.Command(siphookBinary(t), "check-audiohook", "-url", url)
+		cmd.Env = append(os.Environ(), "SIPHOOK_AUDIOHOOK_API_KEY="+apiKey, "SIPHOOK_AUDIOHOOK_CLIENT_SECRET="+secret)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := check(secret); err != nil || !strings.HasPrefix(out, "ok:") {
+		t.Fatalf("probe with the right secret: %v\n%s", err, out)
+	}
+	wrong := base64.StdEncoding.EncodeToString([]byte("not the secret, not the secret!!"))
+	if out, err := check(wrong); err == nil || !strings.Contains(out, "401") {
+		t.Fatalf("probe with a wrong secret: err %v, output:\n%s", err, out)
+	}
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -3,11 +3,14 @@
 //	siphook [serve] [flags]   run the server (the default)
 //	siphook check-config      validate the configuration and print it as loaded
 //	siphook env               list the SIPHOOK_* variables and the keys they set
+//	siphook check-audiohook   run Genesys's AudioHook connection probe against a server
 //	siphook version
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +29,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/siphook/siphook/audiohook"
+	"github.com/siphook/siphook/audiohook/hooktest"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -59,11 +63,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "%-40s %s (default %v)\n", ev.Name, ev.Key, ev.field.Interface())
 		}
 		return nil
+	case "check-audiohook":
+		return checkAudioHook(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, check-config, env or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, check-config, env, check-audiohook or version)", cmd)
 }
 
 // loadConfig layers defaults, the config file, the environment and the flags, then validates.
@@ -192,4 +198,41 @@ func version() string {
 		return bi.Main.Version
 	}
 	return "unknown"
+}
+
+// checkAudioHook does what Genesys Cloud does when an AudioHook integration is activated: a signed upgrade,
+// then a synthetic session with a null conversation id (the connection probe), opened and closed.
+func checkAudioHook(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check-audiohook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "ws://127.0.0.1:8080/audiohook", "the AudioHook connection URI, as entered in Genesys")
+	org := fs.String("org", "00000000-0000-4000-8000-000000000001", "Genesys organisation id to present")
+	apiKey := fs.String("api-key", os.Getenv("SIPHOOK_AUDIOHOOK_API_KEY"), "API key (env SIPHOOK_AUDIOHOOK_API_KEY)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	secret, err := base64.StdEncoding.DecodeString(os.Getenv("SIPHOOK_AUDIOHOOK_CLIENT_SECRET"))
+	if err != nil {
+		return fmt.Errorf("SIPHOOK_AUDIOHOOK_CLIENT_SECRET is not base64: %w", err)
+	}
+	if *apiKey == "" {
+		return errors.New("no API key: set SIPHOOK_AUDIOHOOK_API_KEY or -api-key")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := hooktest.Dial(ctx, hooktest.Config{URL: *url, APIKey: *apiKey, ClientSecret: secret, OrganizationID: *org,
+		ConversationID: audiohook.NullUUID, Participant: audiohook.Participant{ID: audiohook.NullUUID}, PingInterval: -1,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		return fmt.Errorf("connection probe failed: %w", err)
+	}
+	media := s.Opened().Media
+	if err := s.Close(ctx, "end"); err != nil {
+		return fmt.Errorf("connection probe: close: %w", err)
+	}
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("connection probe: the server broke the protocol: %w", err)
+	}
+	fmt.Fprintf(stdout, "ok: %s accepted the signed connection probe (opened with media %+v, closed)\n", *url, media)
+	return nil
 }
