@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -134,30 +135,24 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// listen binds UDP and TCP on the same port (when the port is 0, TCP follows the port UDP got) and TLS.
+// listen binds UDP and TCP on the same port, and TLS. With port 0 the port UDP gets may be taken for TCP by
+// someone else: then both are tried again on a new port.
 func (s *Server) listen(tlsConf *tls.Config) error {
-	addr := s.cfg.Listen
-	for _, t := range s.cfg.Transports {
-		switch t {
-		case "udp":
-			pc, err := net.ListenPacket("udp", addr)
-			if err != nil {
-				return fmt.Errorf("sip udp listen %s: %w", addr, err)
-			}
-			addr = pc.LocalAddr().String()
-			s.addrs["udp"] = addr
-			s.listeners = append(s.listeners, pc.Close)
-			go s.sipSrv.ServeUDP(pc)
-		case "tcp":
-			l, err := net.Listen("tcp", addr)
-			if err != nil {
-				return fmt.Errorf("sip tcp listen %s: %w", addr, err)
-			}
-			addr = l.Addr().String()
-			s.addrs["tcp"] = addr
-			s.listeners = append(s.listeners, l.Close)
-			go s.sipSrv.ServeTCP(l)
+	_, port, _ := net.SplitHostPort(s.cfg.Listen)
+	attempts := 1
+	if port == "0" {
+		attempts = 20
+	}
+	var err error
+	for range attempts {
+		if err = s.listenPlain(); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			break
 		}
+		s.closeListeners()
+		clear(s.addrs)
+	}
+	if err != nil {
+		return err
 	}
 	if tlsConf != nil {
 		l, err := tls.Listen("tcp", s.cfg.TLS.Listen, tlsConf)
@@ -167,6 +162,41 @@ func (s *Server) listen(tlsConf *tls.Config) error {
 		s.addrs["tls"] = l.Addr().String()
 		s.listeners = append(s.listeners, l.Close)
 		go s.sipSrv.ServeTLS(l)
+	}
+	return nil
+}
+
+// listenPlain binds the UDP and TCP listeners, the second on the port the first got.
+func (s *Server) listenPlain() error {
+	addr := s.cfg.Listen
+	var pc net.PacketConn
+	var l net.Listener
+	for _, t := range s.cfg.Transports {
+		switch t {
+		case "udp":
+			c, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return fmt.Errorf("sip udp listen %s: %w", addr, err)
+			}
+			pc, addr = c, c.LocalAddr().String()
+			s.addrs["udp"] = addr
+			s.listeners = append(s.listeners, c.Close)
+		case "tcp":
+			tl, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("sip tcp listen %s: %w", addr, err)
+			}
+			l, addr = tl, tl.Addr().String()
+			s.addrs["tcp"] = addr
+			s.listeners = append(s.listeners, tl.Close)
+		}
+	}
+	// Serve only once every transport is bound, so a retry never leaves a serving goroutine behind.
+	if pc != nil {
+		go s.sipSrv.ServeUDP(pc)
+	}
+	if l != nil {
+		go s.sipSrv.ServeTCP(l)
 	}
 	return nil
 }
