@@ -2,6 +2,7 @@ package audiohook_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/audiohook/hooktest"
 	"github.com/siphook/siphook/internal/audiotest"
+	"github.com/siphook/siphook/internal/testcert"
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 )
@@ -79,9 +81,12 @@ func newTestServer(t *testing.T, activation audiohook.Activation, opts ...audioh
 	return ts
 }
 
-func (ts *testServer) client(conversation string) hooktest.Config {
+func (ts *testServer) client(conversation string) hooktest.Config { return clientConfig(ts.url, conversation) }
+
+// clientConfig is a signed client of the test organisation.
+func clientConfig(url, conversation string) hooktest.Config {
 	return hooktest.Config{
-		URL: ts.url, APIKey: testAPIKey, ClientSecret: testSecret, OrganizationID: testOrg,
+		URL: url, APIKey: testAPIKey, ClientSecret: testSecret, OrganizationID: testOrg,
 		ConversationID: conversation,
 		Participant:    audiohook.Participant{ID: "a1b2c3d4-0000-4000-8000-000000000001", ANI: "+15551234567", ANIName: "Jane Doe", DNIS: "+18005550100"},
 		PingInterval:   -1,
@@ -207,6 +212,118 @@ func TestStereoSessionRecorded(t *testing.T) {
 				t.Errorf("channels = %+v", doc.Channels)
 			}
 		})
+	}
+}
+
+func TestOtherMedia(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		media audiohook.MediaParameter
+		tones []float64
+	}{
+		{"L16 stereo", audiohook.MediaParameter{Type: "audio", Format: "L16", Channels: []string{"external", "internal"}, Rate: 8000}, []float64{440, 1000}},
+		{"PCMU mono external", audiohook.MediaParameter{Type: "audio", Format: "PCMU", Channels: []string{"external"}, Rate: 8000}, []float64{440}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, audiohook.ActivateImmediately)
+			cfg := ts.client(conv)
+			cfg.Media = []audiohook.MediaParameter{tc.media}
+			s := dial(t, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := s.SendTones(ctx, tc.tones, 2*time.Second, 200*time.Millisecond, false); err != nil {
+				t.Fatal(err)
+			}
+			closeSession(t, s)
+			w := readWAV(t, ts.dir, documents(t, ts.dir, 1)[0])
+			if len(w.Channels) != len(tc.tones) {
+				t.Fatalf("WAV has %d channels, want %d", len(w.Channels), len(tc.tones))
+			}
+			for ch, f := range tc.tones {
+				if !segmentHas(w, ch, 0, 2, f) {
+					t.Errorf("channel %d lacks %.0f Hz", ch, f)
+				}
+			}
+		})
+	}
+}
+
+// TestPingUpdateAndTLS runs a session over wss with pings and a language update.
+func TestPingUpdateAndTLS(t *testing.T) {
+	certFile, keyFile, roots := testcert.Write(t)
+	cfg := audiohook.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = certFile, keyFile
+	cfg.Organizations = []audiohook.Organization{{ID: testOrg, APIKey: testAPIKey, ClientSecret: base64.StdEncoding.EncodeToString(testSecret)}}
+	rcfg := recorder.DefaultConfig()
+	rcfg.Dir = t.TempDir()
+	rec, err := recorder.New(rcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rec.Close()
+	srv, err := audiohook.NewServer(cfg, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+
+	ccfg := clientConfig("wss://"+srv.Addr()+"/audiohook", conv)
+	ccfg.TLSConfig = &tls.Config{RootCAs: roots}
+	ccfg.PingInterval = 100 * time.Millisecond
+	s := dial(t, ccfg)
+	if err := s.Update("fr-CA"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s.SendTones(ctx, []float64{440, 1000}, time.Second, 100*time.Millisecond, true) // real time: pings happen meanwhile
+	var updated bool
+	for len(s.Messages()) > 0 {
+		if m := <-s.Messages(); m.Type == "updated" {
+			updated = true
+		}
+	}
+	if !updated {
+		t.Error("no updated in answer to update")
+	}
+	if s.Pongs() < 3 {
+		t.Errorf("%d pongs for a second of 100 ms pings", s.Pongs())
+	}
+	closeSession(t, s)
+	doc := documents(t, rcfg.Dir, 1)[0]
+	if doc.Session["language"] != "fr-CA" {
+		t.Errorf("language = %q, want the updated fr-CA", doc.Session["language"])
+	}
+}
+
+// TestShutdownDisconnectsCompleted: stopping the server ends each session with disconnect completed, waits
+// for the client's close, and finalises the recording with its audio.
+func TestShutdownDisconnectsCompleted(t *testing.T) {
+	ts := newTestServer(t, audiohook.ActivateImmediately)
+	s := dial(t, ts.client(conv))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s.SendTones(ctx, []float64{440, 1000}, time.Second, 200*time.Millisecond, false)
+	ts.stop()
+	select {
+	case d := <-s.Disconnected():
+		if d.Reason != "completed" {
+			t.Errorf("disconnect reason %q, want completed", d.Reason)
+		}
+	case <-ctx.Done():
+		t.Fatal("no disconnect on shutdown")
+	}
+	<-s.Done()
+	if err := s.Err(); err != nil {
+		t.Errorf("client saw a protocol violation: %v", err)
+	}
+	doc := documents(t, ts.dir, 1)[0]
+	if doc.State != recorder.StateCompleted || doc.Audio == nil || doc.Audio.Samples != 8000 || doc.Session["close_reason"] != "disconnect" {
+		t.Errorf("document after shutdown = %+v, audio %+v", doc, doc.Audio)
 	}
 }
 

@@ -437,12 +437,13 @@ func (s *Session) onClose(msg *Message) error {
 
 // onAudio places one binary frame: samples interleaved per negotiated channel, counted on the stream timeline.
 func (s *Session) onAudio(b []byte) error {
-	if s.getState() != stateActive {
-		if s.getState() == stateOpening {
-			return &ProtocolError{Reason: "audio before opened"}
-		}
-		return nil
+	switch s.getState() {
+	case stateOpening:
+		return &ProtocolError{Reason: "audio before opened"}
+	case stateClosed:
+		return nil // nothing may follow close
 	}
+	// Active, or disconnecting: audio the client sent before it read our disconnect is still the call's.
 	if len(b) > MaxMessageSize {
 		return &ProtocolError{Reason: "audio frame larger than " + strconv.Itoa(MaxMessageSize) + " bytes"}
 	}
