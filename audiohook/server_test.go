@@ -81,7 +81,9 @@ func newTestServer(t *testing.T, activation audiohook.Activation, opts ...audioh
 	return ts
 }
 
-func (ts *testServer) client(conversation string) hooktest.Config { return clientConfig(ts.url, conversation) }
+func (ts *testServer) client(conversation string) hooktest.Config {
+	return clientConfig(ts.url, conversation)
+}
 
 // clientConfig is a signed client of the test organisation.
 func clientConfig(url, conversation string) hooktest.Config {
