@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/siphook/siphook/audiohook"
+	"github.com/siphook/siphook/cti/genesys"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -27,6 +28,7 @@ type Config struct {
 	RTP       rtp.Config       `yaml:"rtp"`
 	Recorder  recorder.Config  `yaml:"recorder"`
 	AudioHook audiohook.Config `yaml:"audiohook"`
+	Genesys   genesys.Config   `yaml:"genesys"`
 }
 
 // LogConfig chooses the log output.
@@ -35,13 +37,35 @@ type LogConfig struct {
 	Format string `yaml:"format"` // text or json
 }
 
+// defaultConfig is the embedded default. Activation is left empty: resolveDefaults picks immediate, or
+// on-match when a CTI source is configured, unless the operator chose.
 func defaultConfig() Config {
-	return Config{
+	cfg := Config{
 		Log:       LogConfig{Level: "info", Format: "text"},
 		SIP:       sip.DefaultConfig(),
 		RTP:       rtp.DefaultConfig(),
 		Recorder:  recorder.DefaultConfig(),
 		AudioHook: audiohook.DefaultConfig(),
+		Genesys:   genesys.DefaultConfig(),
+	}
+	cfg.SIP.Activation, cfg.AudioHook.Activation = "", ""
+	return cfg
+}
+
+// resolveDefaults fills what depends on other settings: with CTI configured, sessions wait for a match.
+func (c *Config) resolveDefaults() {
+	cti := c.Genesys.Enabled()
+	if c.SIP.Activation == "" {
+		c.SIP.Activation = sip.ActivateImmediately
+		if cti {
+			c.SIP.Activation = sip.ActivateOnMatch
+		}
+	}
+	if c.AudioHook.Activation == "" {
+		c.AudioHook.Activation = audiohook.ActivateImmediately
+		if cti {
+			c.AudioHook.Activation = audiohook.ActivateOnMatch
+		}
 	}
 }
 
@@ -56,7 +80,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
-	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate())
+	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate())
 	return errors.Join(errs...)
 }
 
@@ -91,12 +115,16 @@ func envVars(cfg *Config) []envVar {
 	walk = func(v reflect.Value, path []string) {
 		t := v.Type()
 		for i := range t.NumField() {
-			tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			tag, opts, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			f := v.Field(i)
+			if opts == "inline" {
+				walk(f, path) // the inline struct's keys sit at this level
+				continue
+			}
 			if tag == "" || tag == "-" {
 				continue
 			}
 			p := append(path[:len(path):len(path)], tag)
-			f := v.Field(i)
 			if f.Kind() == reflect.Struct && f.Type() != reflect.TypeFor[time.Duration]() {
 				walk(f, p)
 				continue

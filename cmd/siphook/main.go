@@ -4,13 +4,16 @@
 //	siphook check-config      validate the configuration and print it as loaded
 //	siphook env               list the SIPHOOK_* variables and the keys they set
 //	siphook check-audiohook   run Genesys's AudioHook connection probe against a server
+//	siphook cti-tail          follow the configured CTI feed and print its events as they happen
 //	siphook version
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +25,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,6 +34,8 @@ import (
 
 	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/audiohook/hooktest"
+	"github.com/siphook/siphook/cti"
+	"github.com/siphook/siphook/cti/genesys"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -59,17 +65,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(cfg, stderr)
 	case "env":
 		cfg := defaultConfig()
+		cfg.resolveDefaults()
 		for _, ev := range envVars(&cfg) {
 			fmt.Fprintf(stdout, "%-40s %s (default %v)\n", ev.Name, ev.Key, ev.field.Interface())
 		}
 		return nil
 	case "check-audiohook":
 		return checkAudioHook(args, stdout, stderr)
+	case "cti-tail":
+		return ctiTail(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, check-config, env, check-audiohook or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, check-config, env, check-audiohook, cti-tail or version)", cmd)
 }
 
 // loadConfig layers defaults, the config file, the environment and the flags, then validates.
@@ -114,6 +123,7 @@ func loadConfig(args []string, stderr io.Writer) (Config, error) {
 		}
 		cfg.RTP.PortMin, cfg.RTP.PortMax = min, max
 	}
+	cfg.resolveDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -171,8 +181,25 @@ func serve(cfg Config, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	ctiDone := make(chan struct{})
+	if cfg.Genesys.Enabled() {
+		src, err := genesys.New(cfg.Genesys, genesys.WithLogger(log.With("component", "cti")), genesys.WithRegisterer(reg))
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer close(ctiDone)
+			// Until the matcher consumes them, CTI events are logged by the source.
+			if err := src.Run(ctx, func(cti.Event) {}); err != nil {
+				log.Error("CTI source stopped", "error", err)
+			}
+		}()
+	} else {
+		close(ctiDone)
+	}
 	<-ctx.Done()
 	stop()
+	<-ctiDone
 	log.Info("stopping: ending sessions and finalising recordings")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -235,4 +262,52 @@ func checkAudioHook(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "ok: %s accepted the signed connection probe (opened with media %+v, closed)\n", *url, media)
 	return nil
+}
+
+// ctiTail follows the configured CTI feed and prints each normalised event: the tool to reach for when a
+// call was not recorded ("did siphook ever see that agent on that conversation?").
+func ctiTail(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cti-tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", os.Getenv("SIPHOOK_CONFIG"), "YAML configuration file (env SIPHOOK_CONFIG)")
+	asJSON := fs.Bool("json", false, "print each event as a JSON line")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := defaultConfig()
+	if *path != "" {
+		if err := loadFile(&cfg, *path); err != nil {
+			return err
+		}
+	}
+	if err := applyEnv(&cfg, os.LookupEnv); err != nil {
+		return err
+	}
+	if !cfg.Genesys.Enabled() {
+		return errors.New("no CTI configured: set SIPHOOK_GENESYS_CLIENT_ID, SIPHOOK_GENESYS_CLIENT_SECRET, SIPHOOK_GENESYS_REGION and SIPHOOK_GENESYS_USERS (or a config file)")
+	}
+	log := newLogger(cfg.Log, stderr)
+	src, err := genesys.New(cfg.Genesys, genesys.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var mu sync.Mutex
+	enc := json.NewEncoder(stdout)
+	return src.Run(ctx, func(e cti.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if *asJSON {
+			enc.Encode(e)
+			return
+		}
+		agents := make([]string, len(e.Agents))
+		for i, a := range e.Agents {
+			agents[i] = cmp.Or(a.Email, a.Name, a.UserID)
+		}
+		fmt.Fprintf(stdout, "%s %-6s conversation=%s agents=%v ucids=%v direction=%s ani=%s%s\n",
+			e.Received.Format(time.RFC3339), e.State, e.ConversationID, agents, e.UCIDs, e.Direction, e.ANI,
+			map[bool]string{true: " (reconciled)"}[e.Reconciled])
+	})
 }
