@@ -114,7 +114,9 @@ type socket struct {
 // upgradeError is a refused WebSocket upgrade.
 type upgradeError struct{ status int }
 
-func (e *upgradeError) Error() string { return fmt.Sprintf("notification socket refused: HTTP %d", e.status) }
+func (e *upgradeError) Error() string {
+	return fmt.Sprintf("notification socket refused: HTTP %d", e.status)
+}
 
 // dial connects to the channel and starts reading.
 func (t *tenant) dial(ctx context.Context, ch *channel, topics []string) (*socket, error) {
