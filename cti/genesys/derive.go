@@ -12,8 +12,8 @@ import (
 	"github.com/siphook/siphook/matcher"
 )
 
-// DefaultRetain is how long a Deriver keeps an ENDED conversation when Retain is zero.
-const DefaultRetain = 10 * time.Minute
+// deriveDefaultRetain is how long a Deriver keeps an ENDED conversation when Retain is zero.
+const deriveDefaultRetain = 10 * time.Minute
 
 // Bounds on what one conversation can make a Deriver hold, whatever the snapshots say.
 const (
@@ -24,7 +24,8 @@ const (
 )
 
 // Deriver turns full conversation snapshots into cti.Events: tracker-independent derivation state for one
-// tenant. It is safe for concurrent use; set the exported fields before the first call and leave them.
+// tenant. It is safe for concurrent use; set the exported fields before the first call and leave them. The
+// callbacks (Tracked, UserInfo, Now) are called with the Deriver's lock held and must not call back into it.
 //
 // The derivation (research/genesys-cti.md §7.2–7.3) looks at each snapshot as a whole and emits an event
 // only when the derived result differs from the last one emitted for that conversation, so duplicate
@@ -46,13 +47,24 @@ const (
 //   - ACTIVE when some tracked agent call is connected and not held, and some connected customer call is not
 //     held; HELD otherwise. A call counts as held when held, confined or startHoldTime is set, or when
 //     securePause is set and SecurePauseHolds is true (conversation-level securePause counts for all calls);
-//   - ENDED when no customer call is left alive (every one disconnected/terminated);
+//   - ENDED when every customer call is disconnected or terminated (the event still lists the tracked
+//     agents connected in that snapshot when the customer hung up first);
 //   - after the start, when no tracked agent is connected any more: ENDED once someone else took the
 //     customer (an untracked agent, a consulted party, or a customer-side party that was never connected
 //     together with a tracked agent, i.e. a transfer to an external number); HELD while the call is on its
 //     way somewhere (the last tracked agents left with a transfer disconnect, a party is alerting/dialing,
 //     or a queue/flow participant is connected: a blind transfer or a transfer to a queue, edge 17);
 //     ENDED otherwise (the agent hung up and the customer is left alone).
+//
+// Emitted means: the state, the tracked agents (user, participant, held), the secure pause or the UCID set
+// differs from the last event of the conversation. Flags (Transfer, Consult, Conference), queue and
+// addresses describe the snapshot of the change but do not make an event on their own:
+//   - Transfer: recentTransfers is not empty, or an agent (tracked or not) whose call had been connected
+//     left with a transfer* disconnect (not transfer.noanswer/notavailable/conference);
+//   - Consult: a participant has consultParticipantId, consultationConversations is not empty, or a call
+//     ended with transfer.consult;
+//   - Conference: a call ended with transfer.conference, or two or more agent participants (tracked or not)
+//     are connected while a connected customer call is not held (so a consult is not a conference).
 //
 // A conversation with no customer leg is internal (edge 20) and never emits. It stays remembered as
 // internal only while no customer leg has appeared: callback and dialer conversations start with the
@@ -77,7 +89,7 @@ type Deriver struct {
 	SecurePauseHolds bool
 	// Now is the local clock, for Sweep and for a zero received time. Nil means time.Now.
 	Now func() time.Time
-	// Retain is how long an ENDED conversation is kept (DefaultRetain when zero).
+	// Retain is how long an ENDED conversation is kept (10 minutes when zero).
 	Retain time.Duration
 
 	mu    sync.Mutex
@@ -90,7 +102,6 @@ type derivedConv struct {
 	finished        bool      // ENDED, or over without ever starting: later snapshots are ignored
 	finishedAt      time.Time // local clock
 	lastSeen        time.Time // local clock
-	hadCustomer     bool
 	transferPending bool
 	terminal        map[string]struct{} // "c:"+call key, "p:"+participant id
 	connected       map[string]struct{} // call keys seen connected
@@ -190,7 +201,6 @@ func (d *Deriver) Apply(c *Conversation, received time.Time, reconciled bool) *c
 		// A started conversation without customer legs is an incomplete snapshot: it cannot end the call.
 		return nil
 	}
-	cv.hadCustomer = true
 
 	agents := d.agents(c, legs)
 	customerLive, customerConnected, customerUnheld := false, false, false
@@ -199,7 +209,7 @@ func (d *Deriver) Apply(c *Conversation, received time.Time, reconciled bool) *c
 		if l.kind != legCustomer {
 			continue
 		}
-		customerLive = customerLive || l.alive()
+		customerLive = customerLive || !l.terminal() // an unknown state does not end a call
 		if l.connected() {
 			customerConnected = true
 			customerUnheld = customerUnheld || !d.held(c, l.c)
@@ -288,8 +298,23 @@ func (d *Deriver) Apply(c *Conversation, received time.Time, reconciled bool) *c
 	if sig == cv.sig {
 		return nil
 	}
-	cv.sig, cv.state, cv.agents = sig, state, agents
+	cv.sig, cv.state, cv.agents = sig, state, slices.Clone(agents)
 	return ev
+}
+
+// Vanished ends a conversation that Genesys no longer knows (the REST GET answers 404) while we hold it as
+// ACTIVE or HELD: its end snapshot was missed. It returns the ENDED event, or nil when there is nothing to end.
+func (d *Deriver) Vanished(id string, received time.Time) *cti.Event {
+	id = deriveConversationID(id)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cv := d.convs[id]
+	if cv == nil || cv.finished || cv.state == "" || cv.state == cti.StateEnded {
+		return nil
+	}
+	cv.state, cv.finished, cv.finishedAt = cti.StateEnded, true, received
+	return &cti.Event{Tenant: d.Tenant, Source: "genesys", ConversationID: id, State: cti.StateEnded,
+		UUI: slices.Clone(cv.uui), UCIDs: slices.Clone(cv.ucids), Time: received, Received: received, Reconciled: true}
 }
 
 // Active returns the ids of conversations currently in a non-ENDED derived state (ACTIVE or HELD), sorted:
@@ -329,7 +354,7 @@ func (d *Deriver) Sweep() {
 	now := d.now()
 	retain := d.Retain
 	if retain <= 0 {
-		retain = DefaultRetain
+		retain = deriveDefaultRetain
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -737,7 +762,7 @@ func (d *Deriver) eventTime(cv *derivedConv, c *Conversation, legs []derivedLeg,
 	}
 	var t *time.Time
 	switch {
-	case cv.state == "" && ev.State != cti.StateEnded:
+	case cv.state == "":
 		var cust, agent *time.Time
 		for i := range legs {
 			l := &legs[i]

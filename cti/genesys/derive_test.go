@@ -505,7 +505,7 @@ func TestDeriverEdgeCases(t *testing.T) {
 			check: func(t *testing.T, f dvFixture, d *Deriver, clock *time.Time) {
 				// Retention runs on our clock from the step that ended it, whatever the payload says.
 				const id = "28c0ffee-0000-4abc-8def-0123456789ab"
-				*clock = dvReceived(3).Add(DefaultRetain)
+				*clock = dvReceived(3).Add(deriveDefaultRetain)
 				d.Sweep()
 				if st, ok := d.State(id); !ok || st != cti.StateEnded {
 					t.Errorf("after Retain exactly: state %s %v, want ENDED retained", st, ok)
@@ -978,5 +978,28 @@ func BenchmarkParseConversation(b *testing.B) {
 		if _, err := ParseConversation(env.EventBody); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestVanishedEndsAMissedEnd(t *testing.T) {
+	d := &Deriver{Tenant: "t"}
+	if ev := d.Vanished("be9d3155-c3b6-4a6c-8ff1-5c48b4585135", time.Now()); ev != nil {
+		t.Fatalf("an unknown conversation vanished with an event: %+v", ev)
+	}
+	conv, err := ParseConversation([]byte(`{"id":"BE9D3155-C3B6-4A6C-8FF1-5C48B4585135","participants":[
+	 {"id":"p1","purpose":"customer","calls":[{"id":"c1","state":"connected","direction":"inbound"}]},
+	 {"id":"p2","purpose":"agent","userId":"u1","calls":[{"id":"c2","state":"connected"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := d.Apply(conv, time.Now(), false); ev == nil || ev.State != cti.StateActive {
+		t.Fatalf("apply = %+v, want ACTIVE", ev)
+	}
+	ev := d.Vanished("be9d3155-c3b6-4a6c-8ff1-5c48b4585135", time.Now())
+	if ev == nil || ev.State != cti.StateEnded || !ev.Reconciled {
+		t.Fatalf("vanished = %+v, want a reconciled ENDED", ev)
+	}
+	if again := d.Vanished("be9d3155-c3b6-4a6c-8ff1-5c48b4585135", time.Now()); again != nil {
+		t.Errorf("vanished twice: %+v", again)
 	}
 }

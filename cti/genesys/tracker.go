@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,9 @@ const maxTopicsPerChannel = 1000
 // Source follows every configured tenant; it implements cti.Source. A tenant whose credentials are refused
 // stops with a clear error; the others go on.
 type Source struct {
+	mu      sync.Mutex
+	tenants []*tenant // running, for Lookup
+
 	cfg   Config
 	log   *slog.Logger
 	m     *metrics
@@ -70,6 +74,9 @@ func (s *Source) Run(ctx context.Context, h cti.Handler) error {
 	for i, tc := range tenants {
 		wg.Go(func() {
 			t := s.newTenant(tc, h)
+			s.mu.Lock()
+			s.tenants = append(s.tenants, t)
+			s.mu.Unlock()
 			if errs[i] = t.run(ctx); errs[i] != nil && ctx.Err() == nil {
 				t.log.Error("genesys tenant stopped: fix its configuration", "error", errs[i])
 			}
@@ -80,6 +87,46 @@ func (s *Source) Run(ctx context.Context, h cti.Handler) error {
 		return nil
 	}
 	return errors.Join(errs...)
+}
+
+// Lookup returns a conversation's current derived state, fetching its snapshot from Genesys when the feed
+// has not shown it yet: an AudioHook session, or a SIPREC metadata update, can name a conversation before
+// its first notification arrives. ok is false when no tenant knows the conversation or no tracked agent is
+// on it. An event the fetch produces is delivered to the handler as usual.
+func (s *Source) Lookup(ctx context.Context, conversationID string) (state cti.State, ok bool, err error) {
+	id := strings.ToLower(conversationID)
+	s.mu.Lock()
+	tenants := slices.Clone(s.tenants)
+	s.mu.Unlock()
+	for _, t := range tenants {
+		t.mu.Lock()
+		state, ok = t.derive.State(id)
+		t.mu.Unlock()
+		if ok {
+			return state, true, nil
+		}
+		var raw jsonRaw
+		err = t.c.do(ctx, http.MethodGet, "/api/v2/conversations/"+url.PathEscape(id), nil, &raw)
+		if apiErr, isAPI := errors.AsType[*APIError](err); isAPI && apiErr.Status == http.StatusNotFound {
+			err = nil
+			continue
+		}
+		if err != nil {
+			return "", false, err
+		}
+		conv, perr := ParseConversation(raw)
+		if perr != nil {
+			return "", false, perr
+		}
+		t.apply(conv, true)
+		t.mu.Lock()
+		state, ok = t.derive.State(id)
+		t.mu.Unlock()
+		if ok {
+			return state, true, nil
+		}
+	}
+	return "", false, err
 }
 
 // tenant follows one Genesys organisation.
@@ -253,6 +300,20 @@ func (t *tenant) apply(c *Conversation, reconciled bool) bool {
 	return true
 }
 
+// vanished ends a conversation Genesys no longer has.
+func (t *tenant) vanished(id string) bool {
+	t.mu.Lock()
+	ev := t.derive.Vanished(id, t.src.now())
+	t.mu.Unlock()
+	if ev == nil {
+		return false
+	}
+	t.src.m.events.WithLabelValues(t.name, string(ev.State)).Inc()
+	t.log.Info("cti event", "conversation_id", ev.ConversationID, "state", ev.State, "reconciled", true, "reason", "conversation no longer exists")
+	t.h(*ev)
+	return true
+}
+
 // reconcileSoon asks the reconciler to run (after any gap in the feed).
 func (t *tenant) reconcileSoon() {
 	select {
@@ -332,6 +393,9 @@ func (t *tenant) reconcile(ctx context.Context) error {
 		err := t.c.do(ctx, http.MethodGet, "/api/v2/conversations/"+url.PathEscape(id), nil, &raw)
 		var apiErr *APIError
 		if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+			if t.vanished(id) {
+				fixes++
+			}
 			continue
 		}
 		if err != nil {
