@@ -200,12 +200,15 @@ func (s *socket) read(ctx context.Context) {
 			return
 		case strings.HasPrefix(topic, "v2.users.") && strings.HasSuffix(topic, ".conversations"):
 			t.src.m.received.WithLabelValues(t.name).Inc()
+			if !t.seen.firstTime(env.Metadata.CorrelationID) {
+				continue // already applied from another channel
+			}
 			conv, err := ParseConversation(env.EventBody)
 			if err != nil {
 				t.log.Warn("conversation event unreadable", "topic", topic, "error", err)
 				continue
 			}
-			t.apply(conv, false)
+			t.apply(conv)
 		default:
 			t.log.Debug("notification ignored", "topic", topic)
 		}

@@ -179,7 +179,7 @@ func (d *Deriver) Apply(c *Conversation, received time.Time, reconciled bool) *c
 		cv = &derivedConv{}
 		d.convs[id] = cv
 	}
-	if cv.finished {
+	if cv.finished || d.stale(cv, c) {
 		return nil
 	}
 	cv.lastSeen = received
@@ -383,6 +383,31 @@ func (d *Deriver) tracked(userID string) bool {
 		return true
 	}
 	return d.Tracked(userID)
+}
+
+// stale reports a snapshot older than one already applied: it shows a call in a phase before connected
+// (alerting, dialing, contacting, offering) that was already seen connected. A call's state only moves
+// forward, so such a snapshot was overtaken — typically a live event still in flight when a reconciliation
+// GET returned the newer state. Hold and resume cannot be ordered this way; terminal states are sticky
+// separately.
+func (d *Deriver) stale(cv *derivedConv, c *Conversation) bool {
+	for pi := range c.Participants {
+		p := &c.Participants[pi]
+		for ci := range p.Calls {
+			call := &p.Calls[ci]
+			key := call.ID
+			if key == "" {
+				key = p.ID + "#" + strconv.Itoa(ci)
+			}
+			switch call.State {
+			case "alerting", "dialing", "contacting", "offering":
+				if _, seen := cv.connected[key]; seen {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // legs flattens the snapshot into calls with their effective states. Three passes, so that a terminal state

@@ -105,6 +105,7 @@ func (s *Source) Lookup(ctx context.Context, conversationID string) (state cti.S
 		if ok {
 			return state, true, nil
 		}
+		live := t.liveCount(id)
 		var raw jsonRaw
 		err = t.c.do(ctx, http.MethodGet, "/api/v2/conversations/"+url.PathEscape(id), nil, &raw)
 		if apiErr, isAPI := errors.AsType[*APIError](err); isAPI && apiErr.Status == http.StatusNotFound {
@@ -118,7 +119,7 @@ func (s *Source) Lookup(ctx context.Context, conversationID string) (state cti.S
 		if perr != nil {
 			return "", false, perr
 		}
-		t.apply(conv, true)
+		t.applyFetched(conv, live)
 		t.mu.Lock()
 		state, ok = t.derive.State(id)
 		t.mu.Unlock()
@@ -141,8 +142,10 @@ type tenant struct {
 	derive  *Deriver
 	usersMu sync.RWMutex // users is read by the deriver while mu is held: its own lock
 	users   map[string]userInfo
-	kick    chan struct{} // reconcile soon
-	tracked sync.Map      // user id → struct{}: read by the deriver from several goroutines
+	kick    chan struct{}     // reconcile soon
+	live    map[string]uint64 // live snapshots applied per conversation, under mu: a GET overtaken by one is dropped
+	seen    dedup             // correlation ids of publications already applied (channel overlaps)
+	tracked sync.Map          // user id → struct{}: read by the deriver from several goroutines
 }
 
 type userInfo struct{ name, email string }
@@ -150,7 +153,8 @@ type userInfo struct{ name, email string }
 func (s *Source) newTenant(tc Tenant, h cti.Handler) *tenant {
 	api, login, _ := tc.bases() // validated
 	name := tc.label()
-	t := &tenant{src: s, cfg: tc, name: name, h: h, log: s.log.With("tenant", name), kick: make(chan struct{}, 1), users: map[string]userInfo{}}
+	t := &tenant{src: s, cfg: tc, name: name, h: h, log: s.log.With("tenant", name), kick: make(chan struct{}, 1),
+		users: map[string]userInfo{}, live: map[string]uint64{}, seen: newDedup(10000)}
 	t.c = &client{api: api, login: login, id: tc.ClientID, secret: tc.ClientSecret, hc: s.hc, log: t.log, now: s.now,
 		sleep: s.sleep, maxRetryWait: s.cfg.MaxRetryAfter, onRetry: func(r string) { s.m.retries.WithLabelValues(name, r).Inc() }}
 	t.derive = &Deriver{
@@ -283,11 +287,38 @@ func (t *tenant) resolveUsers(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// apply feeds one snapshot to the deriver and hands on the event it yields.
-func (t *tenant) apply(c *Conversation, reconciled bool) bool {
+// apply feeds one live snapshot to the deriver and hands on the event it yields.
+func (t *tenant) apply(c *Conversation) bool {
 	t.mu.Lock()
-	ev := t.derive.Apply(c, t.src.now(), reconciled)
+	t.live[strings.ToLower(c.ID)]++
+	ev := t.derive.Apply(c, t.src.now(), false)
 	t.mu.Unlock()
+	return t.emit(ev)
+}
+
+// liveCount is how many live snapshots of a conversation were applied so far.
+func (t *tenant) liveCount(id string) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.live[id]
+}
+
+// applyFetched feeds a snapshot fetched by REST, unless a live snapshot of the conversation was applied
+// since the fetch began (live is liveCount then): the live one is at least as new.
+func (t *tenant) applyFetched(c *Conversation, live uint64) bool {
+	id := strings.ToLower(c.ID)
+	t.mu.Lock()
+	if t.live[id] != live {
+		t.mu.Unlock()
+		return false
+	}
+	ev := t.derive.Apply(c, t.src.now(), true)
+	t.mu.Unlock()
+	return t.emit(ev)
+}
+
+// emit hands an event to the handler, with metrics and a log line.
+func (t *tenant) emit(ev *cti.Event) bool {
 	if ev == nil {
 		return false
 	}
@@ -295,23 +326,17 @@ func (t *tenant) apply(c *Conversation, reconciled bool) bool {
 		t.src.m.lag.WithLabelValues(t.name).Observe(ev.Received.Sub(ev.Time).Seconds())
 	}
 	t.src.m.events.WithLabelValues(t.name, string(ev.State)).Inc()
-	t.log.Info("cti event", "conversation_id", ev.ConversationID, "state", ev.State, "agents", len(ev.Agents), "reconciled", reconciled)
+	t.log.Info("cti event", "conversation_id", ev.ConversationID, "state", ev.State, "agents", len(ev.Agents), "reconciled", ev.Reconciled)
 	t.h(*ev)
 	return true
 }
 
-// vanished ends a conversation Genesys no longer has.
+// vanished ends a conversation Genesys no longer has (its end was missed).
 func (t *tenant) vanished(id string) bool {
 	t.mu.Lock()
 	ev := t.derive.Vanished(id, t.src.now())
 	t.mu.Unlock()
-	if ev == nil {
-		return false
-	}
-	t.src.m.events.WithLabelValues(t.name, string(ev.State)).Inc()
-	t.log.Info("cti event", "conversation_id", ev.ConversationID, "state", ev.State, "reconciled", true, "reason", "conversation no longer exists")
-	t.h(*ev)
-	return true
+	return t.emit(ev)
 }
 
 // reconcileSoon asks the reconciler to run (after any gap in the feed).
@@ -389,6 +414,7 @@ func (t *tenant) reconcile(ctx context.Context) error {
 	}
 	fixes := 0
 	for id := range ids {
+		live := t.liveCount(id)
 		var raw jsonRaw
 		err := t.c.do(ctx, http.MethodGet, "/api/v2/conversations/"+url.PathEscape(id), nil, &raw)
 		var apiErr *APIError
@@ -406,7 +432,7 @@ func (t *tenant) reconcile(ctx context.Context) error {
 			t.log.Warn("conversation unreadable", "conversation_id", id, "error", err)
 			continue
 		}
-		if t.apply(conv, true) {
+		if t.applyFetched(conv, live) {
 			fixes++
 		}
 	}
@@ -421,3 +447,31 @@ func (t *tenant) reconcile(ctx context.Context) error {
 type jsonRaw []byte
 
 func (r *jsonRaw) UnmarshalJSON(b []byte) error { *r = append((*r)[:0], b...); return nil }
+
+// dedup remembers the last n correlation ids: a publication delivered on two channels during a rollover (or
+// replayed after a reconnect) is applied once, so an old snapshot arriving late cannot undo a newer one.
+type dedup struct {
+	mu   sync.Mutex
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newDedup(n int) dedup { return dedup{set: make(map[string]struct{}, n), ring: make([]string, n)} }
+
+// firstTime records id and reports whether it was new. An empty id is always new.
+func (d *dedup) firstTime(id string) bool {
+	if id == "" {
+		return true
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.set[id]; ok {
+		return false
+	}
+	delete(d.set, d.ring[d.next])
+	d.ring[d.next] = id
+	d.set[id] = struct{}{}
+	d.next = (d.next + 1) % len(d.ring)
+	return true
+}
