@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/siphook/siphook/cti/genesys/genesystest"
 	"github.com/siphook/siphook/internal/audiotest"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/sip/siptest"
@@ -387,4 +389,83 @@ func waitListening(t *testing.T, addr string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestCTITail runs `siphook cti-tail` against the fake Genesys Cloud, configured from the environment
+// alone, and watches a scripted call go ACTIVE → HELD → ACTIVE → ENDED.
+func TestCTITail(t *testing.T) {
+	fake := genesystest.NewServer(genesystest.Options{})
+	defer fake.Close()
+	fake.AddClient("siphook", "cti-tail-secret")
+	const agent = "5f6fe78e-dfbb-400f-a70b-d9b5c8340fdc"
+	fake.AddUser(genesystest.User{ID: agent, Name: "Agent A", Email: "a@example.com"})
+
+	cmd := exec.Command(siphookBinary(t), "cti-tail")
+	cmd.Env = append(os.Environ(),
+		"SIPHOOK_GENESYS_API_BASE="+fake.APIBase(), "SIPHOOK_GENESYS_LOGIN_BASE="+fake.LoginBase(),
+		"SIPHOOK_GENESYS_CLIENT_ID=siphook", "SIPHOOK_GENESYS_CLIENT_SECRET=cti-tail-secret",
+		"SIPHOOK_GENESYS_USERS=a@example.com")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &lockedWriter{w: &stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("cti-tail stderr:\n%s", stderr.String())
+		}
+	}()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for sum(fake.Stats().LiveSockets) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("cti-tail never connected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c := fake.InboundCall(genesystest.UUI("00FA080019001038F725B3;encoding=hex")).Answer(agent).Hold(agent).Resume(agent).CustomerHangup()
+	var states []string
+	timeout := time.After(20 * time.Second)
+	for len(states) < 4 {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("cti-tail ended; states so far %v", states)
+			}
+			f := strings.Fields(line)
+			if len(f) < 3 || f[2] != "conversation="+c.ID() {
+				t.Fatalf("unexpected line %q", line)
+			}
+			states = append(states, f[1])
+			if f[1] == "ACTIVE" && !strings.Contains(line, "a@example.com") {
+				t.Errorf("line without the agent: %q", line)
+			}
+		case <-timeout:
+			t.Fatalf("states so far %v", states)
+		}
+	}
+	if strings.Join(states, " ") != "ACTIVE HELD ACTIVE ENDED" {
+		t.Errorf("cti-tail printed %v, want ACTIVE HELD ACTIVE ENDED", states)
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }

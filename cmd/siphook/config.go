@@ -15,6 +15,7 @@ import (
 
 	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/cti/genesys"
+	"github.com/siphook/siphook/cti/webhook"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -29,6 +30,7 @@ type Config struct {
 	Recorder  recorder.Config  `yaml:"recorder"`
 	AudioHook audiohook.Config `yaml:"audiohook"`
 	Genesys   genesys.Config   `yaml:"genesys"`
+	Webhook   webhook.Config   `yaml:"webhook"`
 }
 
 // LogConfig chooses the log output.
@@ -54,7 +56,7 @@ func defaultConfig() Config {
 
 // resolveDefaults fills what depends on other settings: with CTI configured, sessions wait for a match.
 func (c *Config) resolveDefaults() {
-	cti := c.Genesys.Enabled()
+	cti := c.Genesys.Enabled() || c.Webhook.Listen != ""
 	if c.SIP.Activation == "" {
 		c.SIP.Activation = sip.ActivateImmediately
 		if cti {
@@ -80,7 +82,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
-	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate())
+	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate(), c.Webhook.Validate())
 	return errors.Join(errs...)
 }
 
@@ -197,7 +199,7 @@ func setValue(f reflect.Value, s string) error {
 // isSecret says which keys check-config never prints.
 func isSecret(key string) bool {
 	return strings.Contains(key, "secret") || strings.Contains(key, "password") || strings.HasSuffix(key, "key_file") ||
-		strings.HasSuffix(key, "api_key")
+		strings.HasSuffix(key, "api_key") || key == "token"
 }
 
 // redact blanks every non-empty secret in v (a config struct), lists of records included.

@@ -36,6 +36,7 @@ import (
 	"github.com/siphook/siphook/audiohook/hooktest"
 	"github.com/siphook/siphook/cti"
 	"github.com/siphook/siphook/cti/genesys"
+	"github.com/siphook/siphook/cti/webhook"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -181,25 +182,33 @@ func serve(cfg Config, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	ctiDone := make(chan struct{})
+	var sources []cti.Source
 	if cfg.Genesys.Enabled() {
 		src, err := genesys.New(cfg.Genesys, genesys.WithLogger(log.With("component", "cti")), genesys.WithRegisterer(reg))
 		if err != nil {
 			return err
 		}
-		go func() {
-			defer close(ctiDone)
-			// Until the matcher consumes them, CTI events are logged by the source.
+		sources = append(sources, src)
+	}
+	if cfg.Webhook.Listen != "" {
+		src, err := webhook.New(cfg.Webhook, log.With("component", "cti-webhook"))
+		if err != nil {
+			return err
+		}
+		sources = append(sources, src)
+	}
+	var ctiWG sync.WaitGroup
+	for _, src := range sources {
+		ctiWG.Go(func() {
+			// Until the matcher consumes them, CTI events are only logged by their source.
 			if err := src.Run(ctx, func(cti.Event) {}); err != nil {
 				log.Error("CTI source stopped", "error", err)
 			}
-		}()
-	} else {
-		close(ctiDone)
+		})
 	}
 	<-ctx.Done()
 	stop()
-	<-ctiDone
+	ctiWG.Wait()
 	log.Info("stopping: ending sessions and finalising recordings")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
