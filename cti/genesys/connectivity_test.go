@@ -320,3 +320,27 @@ func TestEdge27RestartMidCall(t *testing.T) {
 	c.Resume(agentA)
 	h.WaitLast(c.ID(), cti.StateActive)
 }
+
+// TestTrackedAgentsRefresh: agents tracked by group membership are resolved again on the refresh timer; a
+// new member's calls are followed without a restart.
+func TestTrackedAgentsRefresh(t *testing.T) {
+	const group = "6e0b2f1c-0000-4000-8000-0000000000a1"
+	const newcomer = "a1b2c3d4-0000-4000-8000-000000000010"
+	h := newHarness(t, harnessOpts{NoRun: true, Config: func(c *genesys.Config) {
+		c.Users, c.Groups = nil, []string{group}
+		c.UserRefresh = 200 * time.Millisecond
+	}})
+	h.Fake.AddUser(genesystest.User{ID: "a1b2c3d4-0000-4000-8000-000000000011", Name: "Member", Groups: []string{group}})
+	h.Start()
+	h.Fake.AddUser(genesystest.User{ID: newcomer, Name: "Newcomer", Email: "new@example.com", Groups: []string{group}})
+	h.WaitFor("the newcomer subscribed", func() bool {
+		for _, ch := range ourChannels(h) {
+			if ch.Connected && slices.Contains(ch.Topics, "v2.users."+newcomer+".conversations") {
+				return true
+			}
+		}
+		return false
+	})
+	c := h.Fake.InboundCall().Answer(newcomer)
+	h.WaitLast(c.ID(), cti.StateActive)
+}

@@ -185,20 +185,66 @@ func (t *tenant) run(ctx context.Context) error {
 		return fmt.Errorf("resolving tracked agents: %w", err)
 	}
 	t.log.Info("genesys tracker started", "tracked_agents", len(ids))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	rctx, stopReconciler := context.WithCancel(ctx)
+	defer stopReconciler()
+	wg.Go(func() { t.reconciler(rctx) })
+	refresh := time.NewTicker(t.src.cfg.UserRefresh)
+	defer refresh.Stop()
+	for {
+		stopChannels := t.startChannels(ctx, ids, &wg)
+		for changed := false; !changed; {
+			select {
+			case <-ctx.Done():
+				stopChannels()
+				return nil
+			case <-refresh.C:
+			}
+			next, err := t.resolveUsers(ctx)
+			if err != nil {
+				t.log.Warn("refreshing tracked agents failed; keeping the current set", "error", err)
+				continue
+			}
+			if changed = !sameSet(ids, next); changed {
+				t.log.Info("tracked agents changed; resubscribing", "before", len(ids), "after", len(next))
+				ids = next
+			}
+		}
+		stopChannels() // new channels for the new set; reconciliation covers the switch
+	}
+}
+
+// startChannels runs one channel per chunk of at most 1,000 topics and returns the function that stops them.
+func (t *tenant) startChannels(ctx context.Context, ids []string, wg *sync.WaitGroup) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	var chans sync.WaitGroup
 	topics := make([]string, 0, len(ids))
 	for _, id := range ids {
 		topics = append(topics, "v2.users."+id+".conversations")
 	}
 	for start := 0; start < len(topics); start += maxTopicsPerChannel {
 		chunk := topics[start:min(start+maxTopicsPerChannel, len(topics))]
-		wg.Go(func() { t.runChannel(ctx, chunk) })
+		chans.Go(func() { t.runChannel(ctx, chunk) })
 	}
-	wg.Go(func() { t.reconciler(ctx) })
-	wg.Wait()
-	return nil
+	wg.Go(chans.Wait)
+	return func() { cancel(); chans.Wait() }
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	set := make(map[string]bool, len(a))
+	for _, x := range a {
+		set[x] = true
+	}
+	for _, x := range b {
+		if !set[x] {
+			return false
+		}
+	}
+	return true
 }
 
 // resolveUsers turns the configured users (ids or emails), groups and queues into tracked user ids.
@@ -284,6 +330,12 @@ func (t *tenant) resolveUsers(ctx context.Context) ([]string, error) {
 		t.tracked.Store(id, struct{}{})
 		ids = append(ids, id)
 	}
+	t.tracked.Range(func(k, _ any) bool {
+		if _, ok := users[k.(string)]; !ok {
+			t.tracked.Delete(k)
+		}
+		return true
+	})
 	return ids, nil
 }
 
