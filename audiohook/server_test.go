@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/audiohook/hooktest"
 	"github.com/siphook/siphook/internal/audiotest"
+	"github.com/siphook/siphook/internal/leaktest"
 	"github.com/siphook/siphook/internal/testcert"
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
@@ -426,19 +426,6 @@ func TestPausesAndDiscardsOnTheTimeline(t *testing.T) {
 	}
 }
 
-// goroutinesBackTo waits for the goroutine count to return to baseline and dumps the survivors if it does not.
-func goroutinesBackTo(t *testing.T, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-			t.Fatalf("%d goroutines, baseline %d", runtime.NumGoroutine(), baseline)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -623,7 +610,7 @@ func TestRefusals(t *testing.T) {
 				}
 				<-s.Done()
 			}()
-			goroutinesBackTo(t, baseline)
+			leaktest.Wait(t, baseline)
 		})
 	}
 }
@@ -693,7 +680,7 @@ func TestRawProtocolRefusals(t *testing.T) {
 				tc.act(conn)
 				expectDisconnect(t, conn, "error")
 			}()
-			goroutinesBackTo(t, baseline)
+			leaktest.Wait(t, baseline)
 		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	sipgotest "github.com/emiago/sipgo/siptest"
 
 	"github.com/siphook/siphook/internal/audiotest"
+	"github.com/siphook/siphook/internal/leaktest"
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
@@ -357,7 +358,7 @@ func TestRobustness(t *testing.T) {
 				ts.stop()
 				src.Close()
 			}()
-			waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseline })
+			leaktest.Wait(t, baseline)
 		})
 	}
 }

@@ -3,9 +3,6 @@ package genesys_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +14,7 @@ import (
 	"github.com/siphook/siphook/cti"
 	"github.com/siphook/siphook/cti/genesys"
 	"github.com/siphook/siphook/cti/genesys/genesystest"
+	"github.com/siphook/siphook/internal/leaktest"
 )
 
 // The agents every harness knows; the tracker tracks A–D by email, E and F are untracked.
@@ -240,19 +238,6 @@ func (h *harness) Counter(name string, labels map[string]string) float64 {
 	return sum
 }
 
-// goroutinesBackTo waits for the goroutine count to come back to a baseline and dumps the survivors if not.
-func goroutinesBackTo(t *testing.T, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-			t.Fatalf("%d goroutines, baseline %d", runtime.NumGoroutine(), baseline)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestHarnessSeesACall is the smoke test of the harness itself: a plain inbound call through to the end.
 func TestHarnessSeesACall(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
@@ -267,3 +252,6 @@ func TestHarnessSeesACall(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// goroutinesBackTo is leaktest.Wait under the name the tracker tests use.
+func goroutinesBackTo(t *testing.T, baseline int) { t.Helper(); leaktest.Wait(t, baseline) }
