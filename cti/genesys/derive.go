@@ -291,7 +291,9 @@ func (d *Deriver) Apply(c *Conversation, received time.Time, reconciled bool) *c
 	ev.Direction, ev.ANI, ev.DNIS = deriveAddresses(legs)
 	ev.Time = d.eventTime(cv, c, legs, ev, customerLive, reached, received)
 
-	if state == cti.StateEnded {
+	if state == cti.StateEnded && !customerLive {
+		// Only the customer leaving is final. ENDED because no tracked agent is left (a transfer to an
+		// untracked party) can be followed by a tracked agent again: A → untracked E → tracked B.
 		cv.finished, cv.finishedAt = true, received
 	}
 	sig := deriveSignature(ev)
@@ -362,10 +364,18 @@ func (d *Deriver) Sweep() {
 		switch {
 		case cv.finished && now.Sub(cv.finishedAt) > retain:
 			delete(d.convs, id)
-		case !cv.finished && cv.state == "" && now.Sub(cv.lastSeen) > retain:
-			delete(d.convs, id)
+		case !cv.finished && (cv.state == "" || cv.state == cti.StateEnded) && now.Sub(cv.lastSeen) > retain:
+			delete(d.convs, id) // never started, or ended with the customer still on an untracked party
 		}
 	}
+}
+
+// Knows reports whether the deriver still holds state for a conversation.
+func (d *Deriver) Knows(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.convs[deriveConversationID(id)]
+	return ok
 }
 
 func (d *Deriver) now() time.Time {

@@ -417,6 +417,11 @@ func (t *tenant) reconciler(ctx context.Context) {
 		}
 		t.mu.Lock()
 		t.derive.Sweep()
+		for id := range t.live {
+			if !t.derive.Knows(id) {
+				delete(t.live, id) // forgotten by the deriver: nothing left to order against
+			}
+		}
 		t.mu.Unlock()
 	}
 }
