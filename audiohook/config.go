@@ -25,6 +25,7 @@ type Organization struct {
 	ID           string `yaml:"id"`            // Genesys organisation id; empty: any (single-tenant setups)
 	APIKey       string `yaml:"api_key"`       // the integration's API key (X-API-KEY)
 	ClientSecret string `yaml:"client_secret"` // base64, as entered in Genesys; empty: requests are not signed
+	Tenant       string `yaml:"tenant"`        // the CTI tenant whose calls this organisation's sessions match ("" = any)
 }
 
 // Config is the AudioHook side of the server.
@@ -130,6 +131,7 @@ func (c Config) Validate() error {
 // tenant is one organisation's credentials as the server uses them.
 type tenant struct {
 	orgID string
+	name  string // CTI tenant for matching
 	creds Credentials
 }
 
@@ -140,7 +142,7 @@ func newTenants(c Config) tenants {
 	t := tenants{}
 	for _, o := range c.organizations() {
 		secret, _ := base64.StdEncoding.DecodeString(o.ClientSecret) // checked by Validate
-		t[o.APIKey] = tenant{orgID: strings.ToLower(o.ID), creds: Credentials{APIKey: o.APIKey, ClientSecret: secret}}
+		t[o.APIKey] = tenant{orgID: strings.ToLower(o.ID), name: o.Tenant, creds: Credentials{APIKey: o.APIKey, ClientSecret: secret}}
 	}
 	return t
 }

@@ -33,6 +33,7 @@ type Server struct {
 	now      func() time.Time
 
 	onSession func(matcher.MediaSession)
+	binder    matcher.Binder
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -59,6 +60,9 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithOnSession is called, in its own goroutine, for every opened session that is not a connection probe:
 // the matcher hooks in here and drives the session through matcher.MediaSession.
 func WithOnSession(f func(matcher.MediaSession)) Option { return func(s *Server) { s.onSession = f } }
+
+// WithBinder hands every opened session (not probes) to the matcher and takes it back when it ends.
+func WithBinder(b matcher.Binder) Option { return func(s *Server) { s.binder = b } }
 
 // NewServer builds the server; Start listens, Handler serves on a listener of the caller's.
 func NewServer(cfg Config, rec *recorder.Recorder, opts ...Option) (*Server, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/siphook/siphook/internal/callinfo"
 	"github.com/siphook/siphook/internal/g711"
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
@@ -92,6 +93,18 @@ func (s *Session) Keys() []matcher.Key {
 }
 
 var _ matcher.MediaSession = (*Session)(nil)
+
+// Annotate keeps the matcher's findings in the recording's document (matcher.MediaSession).
+func (s *Session) Annotate(a matcher.Annotation) {
+	s.mu.Lock()
+	rec := s.rec
+	s.mu.Unlock()
+	if rec != nil {
+		rec.mu.Lock()
+		rec.annotation = &a
+		rec.mu.Unlock()
+	}
+}
 
 // Activate records the session: the recording is opened on first use and a server pause is lifted with
 // `resume`.
@@ -379,6 +392,9 @@ func (s *Session) onOpen(msg *Message) error {
 	if s.srv.onSession != nil {
 		go s.srv.onSession(s)
 	}
+	if s.srv.binder != nil {
+		s.srv.binder.AddSession(s, s.tenant.name)
+	}
 	return nil
 }
 
@@ -507,6 +523,9 @@ func (s *Session) finish() {
 	s.mu.Lock()
 	rec := s.rec
 	s.mu.Unlock()
+	if s.srv.binder != nil {
+		s.srv.binder.RemoveSession(s) // may annotate why it was never matched, before the document is written
+	}
 	rec.sessionEnded(s.closeReason, outcome)
 	if s.closeReason == "" || s.closeReason == "reconnect" {
 		if outcome == "dropped" || s.closeReason == "reconnect" {
@@ -573,6 +592,7 @@ type recording struct {
 	streamEnd      int64 // stream position reached
 	once           sync.Once
 	conversationID string
+	annotation     *matcher.Annotation // the matcher's view of the call, for the document
 }
 
 func newRecording(srv *Server, open OpenParameters, media MediaParameter, sessionID string, now time.Time) *recording {
@@ -689,6 +709,7 @@ func (r *recording) finalise() {
 		r.mu.Lock()
 		doc := r.doc
 		doc.Session = maps.Clone(r.doc.Session)
+		callinfo.Apply(&doc, r.annotation)
 		wav := r.wav.Load()
 		r.mu.Unlock()
 		end := r.srv.now()

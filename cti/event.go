@@ -70,3 +70,17 @@ type Source interface {
 	// Run delivers events to h until ctx ends or the source fails for good.
 	Run(ctx context.Context, h Handler) error
 }
+
+// Call is the event as the matcher sees it.
+func (e Event) Call() matcher.Call {
+	agents := make([]matcher.Agent, len(e.Agents))
+	for i, a := range e.Agents {
+		agents[i] = matcher.Agent{UserID: a.UserID, Name: a.Name}
+	}
+	return matcher.Call{
+		Tenant: e.Tenant, ConversationID: e.ConversationID, State: matcher.CallState(e.State), Agents: agents,
+		Keys: e.Keys(), QueueID: e.QueueID, Direction: e.Direction, ANI: e.ANI, DNIS: e.DNIS,
+		Transfer: e.Transfer, Consult: e.Consult, Conference: e.Conference, SecurePause: e.SecurePause,
+		Time: e.Time, Received: e.Received,
+	}
+}

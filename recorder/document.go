@@ -27,7 +27,39 @@ type Document struct {
 	Start        time.Time         `json:"start"`
 	End          *time.Time        `json:"end,omitempty"`
 	DurationSec  float64           `json:"duration_seconds"`
-	Audio        *AudioInfo        `json:"audio,omitempty"` // nil when no audio file exists
+	Audio        *AudioInfo        `json:"audio,omitempty"`     // nil when no audio file exists
+	Call         *CallInfo         `json:"call,omitempty"`      // what the CTI feed says about the call; nil when unmatched
+	Unmatched    string            `json:"unmatched,omitempty"` // why the recording was never tied to a CTI call
+}
+
+// CallInfo is the CTI side of a recording: the conversation it was matched to and what happened on it.
+type CallInfo struct {
+	Tenant         string        `json:"tenant,omitempty"`
+	ConversationID string        `json:"conversation_id"`
+	Direction      string        `json:"direction,omitempty"`
+	QueueID        string        `json:"queue_id,omitempty"`
+	ANI            string        `json:"ani,omitempty"`
+	DNIS           string        `json:"dnis,omitempty"`
+	Agents         []CallAgent   `json:"agents,omitempty"`
+	Segments       []CallSegment `json:"segments,omitempty"`
+	MatchedBy      string        `json:"matched_by"` // "ucid 00025000160955721139", "conversation_id be9d…"
+	MatchedAt      time.Time     `json:"matched_at"`
+	MatchLatencyMs int64         `json:"match_latency_ms"`
+	Related        []string      `json:"related_recordings,omitempty"` // other recordings of the same conversation
+}
+
+// CallAgent is an agent seen on the call.
+type CallAgent struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name,omitempty"`
+}
+
+// CallSegment is a stretch of the call with one state and set of agents.
+type CallSegment struct {
+	Start  time.Time   `json:"start"`
+	State  string      `json:"state"`
+	Agents []CallAgent `json:"agents,omitempty"`
+	Reason string      `json:"reason,omitempty"`
 }
 
 // Identifier is a key that ties the recording to the outside world, e.g.

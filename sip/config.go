@@ -45,6 +45,9 @@ type Config struct {
 	// ReinviteAttempts is how many times a re-INVITE refused with 491 (glare) is tried.
 	ReinviteAttempts int    `yaml:"reinvite_attempts"`
 	UserAgent        string `yaml:"user_agent"`
+	// Tenants maps SRC addresses (IP or CIDR) to the CTI tenant whose calls they record; sessions from other
+	// addresses match calls of any tenant.
+	Tenants map[string]string `yaml:"tenants"`
 }
 
 // DefaultConfig is the embedded default: UDP and TCP on 127.0.0.1:5060, immediate activation.
@@ -99,8 +102,38 @@ func (c Config) Validate() error {
 	if c.ReinviteTimeout <= 0 {
 		errs = append(errs, errors.New("sip.reinvite_timeout must be positive"))
 	}
+	for src := range c.Tenants {
+		if _, err := parseSource(src); err != nil {
+			errs = append(errs, fmt.Errorf("sip.tenants: %q is not an IP or CIDR", src))
+		}
+	}
 	if c.ReinviteAttempts < 1 {
 		errs = append(errs, errors.New("sip.reinvite_attempts must be at least 1"))
 	}
 	return errors.Join(errs...)
+}
+
+func parseSource(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// tenantOf is the tenant configured for an SRC address (host:port), or "".
+func (c Config) tenantOf(source string) string {
+	ap, err := netip.ParseAddrPort(source)
+	if err != nil {
+		return ""
+	}
+	for src, tenant := range c.Tenants {
+		if p, err := parseSource(src); err == nil && p.Contains(ap.Addr().Unmap()) {
+			return tenant
+		}
+	}
+	return ""
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 )
@@ -49,6 +50,7 @@ type Server struct {
 	dialog *sipgo.DialogUA
 
 	onWaiting    func(*Session)
+	binder       matcher.Binder                              // the matcher, when CTI drives activation
 	beforeAnswer func(ctx context.Context, s *Session) error // test seam: runs after admission, before the 200
 	jitter       func() time.Duration                        // 491 back-off
 
@@ -74,6 +76,10 @@ func WithRegisterer(r prometheus.Registerer) Option {
 // WithOnWaiting is called, in its own goroutine, when a session has been answered inactive and confirmed
 // and waits to be activated (activation: on-match). The matcher hooks in here.
 func WithOnWaiting(f func(*Session)) Option { return func(s *Server) { s.onWaiting = f } }
+
+// WithBinder hands every established session to the matcher, tells it when metadata changes a session's
+// keys, and takes the session back when it ends.
+func WithBinder(b matcher.Binder) Option { return func(s *Server) { s.binder = b } }
 
 // NewServer builds the server; Start binds and serves.
 func NewServer(cfg Config, media *rtp.Receiver, rec *recorder.Recorder, opts ...Option) (*Server, error) {

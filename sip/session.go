@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
+	"github.com/siphook/siphook/internal/callinfo"
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
@@ -78,6 +79,8 @@ type Session struct {
 	channelOf   []int // stream index → WAV channel
 	events      []recorder.Event
 	endReason   string
+	annotation  *matcher.Annotation // the matcher's view of the call, for the document
+	bound       bool                // handed to the binder
 }
 
 // ID is the recording id.
@@ -101,6 +104,13 @@ func (s *Session) Identifiers() []recorder.Identifier {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.ids)
+}
+
+// Annotate keeps the matcher's findings for the metadata document (matcher.MediaSession).
+func (s *Session) Annotate(a matcher.Annotation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.annotation = &a
 }
 
 // Keys are the matching keys seen so far: UCIDs and conversation ids (matcher.MediaSession).
@@ -272,6 +282,22 @@ func (s *Session) answer() {
 		if srv.onWaiting != nil {
 			go srv.onWaiting(s)
 		}
+	}
+	if srv.binder != nil {
+		s.mu.Lock()
+		s.bound = true
+		s.mu.Unlock()
+		srv.binder.AddSession(s, srv.cfg.tenantOf(s.source))
+	}
+}
+
+// keysMayHaveChanged tells the matcher after an in-dialog request carried metadata.
+func (s *Session) keysMayHaveChanged(before []matcher.Key) {
+	s.mu.Lock()
+	bound := s.bound
+	s.mu.Unlock()
+	if bound && !slices.Equal(before, s.Keys()) {
+		s.srv.binder.UpdateSession(s)
 	}
 }
 
@@ -527,11 +553,14 @@ func (s *Session) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.srv.respondError(req, tx, sipError(491, "Request Pending", "our re-INVITE is in progress", nil))
 		return
 	}
+	keys := s.Keys()
 	body, err := s.readInDialogBody(req)
 	if err != nil {
 		s.srv.respondError(req, tx, err)
 		return
 	}
+	s.noteHeaders(req) // x-inin-cnv may come on a re-INVITE too
+	defer s.keysMayHaveChanged(keys)
 	if body.SDP != nil {
 		if err := s.takeOffer(body.SDP); err != nil {
 			s.srv.respondError(req, tx, err)
@@ -557,11 +586,13 @@ func (s *Session) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 
 // onUpdate takes in metadata (Avaya SBCE, BroadWorks send it by UPDATE) and answers an SDP offer if present.
 func (s *Session) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	keys := s.Keys()
 	body, err := s.readInDialogBody(req)
 	if err != nil {
 		s.srv.respondError(req, tx, err)
 		return
 	}
+	defer s.keysMayHaveChanged(keys)
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	if body.SDP != nil {
 		if err := s.takeOffer(body.SDP); err != nil {
@@ -663,6 +694,12 @@ func (s *Session) end(ctx context.Context, reason string, bye bool) {
 		}
 		s.cancel()
 		s.media.Close()
+		s.mu.Lock()
+		bound := s.bound
+		s.mu.Unlock()
+		if bound {
+			s.srv.binder.RemoveSession(s) // may annotate why it was never matched, before the document is written
+		}
 		s.finalise()
 		s.srv.remove(s)
 		s.srv.m.ended.WithLabelValues(reason).Inc()
@@ -710,6 +747,7 @@ func (s *Session) documentLocked(now time.Time) *recorder.Document {
 		Start:       s.created.UTC(),
 		DurationSec: now.Sub(s.created).Seconds(),
 	}
+	callinfo.Apply(doc, s.annotation)
 	if f := s.invite.From(); f != nil {
 		doc.Session["from"] = f.Address.String()
 	}
