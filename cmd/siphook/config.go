@@ -16,6 +16,7 @@ import (
 	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/cti/genesys"
 	"github.com/siphook/siphook/cti/webhook"
+	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -31,6 +32,7 @@ type Config struct {
 	AudioHook audiohook.Config `yaml:"audiohook"`
 	Genesys   genesys.Config   `yaml:"genesys"`
 	Webhook   webhook.Config   `yaml:"webhook"`
+	Matcher   matcher.Config   `yaml:"matcher"`
 }
 
 // LogConfig chooses the log output.
@@ -49,6 +51,7 @@ func defaultConfig() Config {
 		Recorder:  recorder.DefaultConfig(),
 		AudioHook: audiohook.DefaultConfig(),
 		Genesys:   genesys.DefaultConfig(),
+		Matcher:   matcher.DefaultConfig(),
 	}
 	cfg.SIP.Activation, cfg.AudioHook.Activation = "", ""
 	return cfg
@@ -82,7 +85,7 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
-	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate(), c.Webhook.Validate())
+	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate(), c.Webhook.Validate(), c.Matcher.Validate())
 	return errors.Join(errs...)
 }
 

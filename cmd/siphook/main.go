@@ -37,6 +37,7 @@ import (
 	"github.com/siphook/siphook/cti"
 	"github.com/siphook/siphook/cti/genesys"
 	"github.com/siphook/siphook/cti/webhook"
+	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
@@ -150,78 +151,116 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 func serve(cfg Config, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	slog.SetDefault(log)
-	reg := prometheus.NewRegistry()
-
-	rec, err := recorder.New(cfg.Recorder, recorder.WithLogger(log.With("component", "recorder")))
+	a, err := startApp(cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
-	defer rec.Close()
-	media, err := rtp.NewReceiver(cfg.RTP, rtp.WithLogger(log.With("component", "rtp")))
-	if err != nil {
-		return err
-	}
-	srv, err := sip.NewServer(cfg.SIP, media, rec, sip.WithLogger(log.With("component", "sip")), sip.WithRegisterer(reg))
-	if err != nil {
-		return err
-	}
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	var hook *audiohook.Server
-	if cfg.AudioHook.Listen != "" {
-		if hook, err = audiohook.NewServer(cfg.AudioHook, rec, audiohook.WithLogger(log.With("component", "audiohook")), audiohook.WithRegisterer(reg)); err != nil {
-			return err
-		}
-		if err := hook.Start(); err != nil {
-			return fmt.Errorf("audiohook listen %s: %w", cfg.AudioHook.Listen, err)
-		}
-	}
-	log.Info("siphook started", "version", version(), "recordings", cfg.Recorder.Dir,
-		"rtp_ports", fmt.Sprintf("%d-%d", cfg.RTP.PortMin, cfg.RTP.PortMax))
-
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	<-ctx.Done()
+	stop()
+	log.Info("stopping: ending sessions and finalising recordings")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a.stop(sctx)
+	log.Info("stopped")
+	return nil
+}
+
+// app is the running server: every component wired as the configuration says.
+type app struct {
+	log    *slog.Logger
+	rec    *recorder.Recorder
+	sip    *sip.Server
+	hook   *audiohook.Server
+	match  *matcher.Matcher
+	cancel context.CancelFunc
+	bg     sync.WaitGroup // CTI sources and the matcher's sweeper
+}
+
+// startApp builds and starts every configured component. CTI events go to the matcher, which drives the
+// SIPREC and AudioHook sessions.
+func startApp(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*app, error) {
+	a := &app{log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	fail := func(err error) (*app, error) {
+		a.stop(context.Background())
+		return nil, err
+	}
+	var err error
+	if a.rec, err = recorder.New(cfg.Recorder, recorder.WithLogger(log.With("component", "recorder"))); err != nil {
+		return fail(err)
+	}
+	if a.match, err = matcher.New(cfg.Matcher, matcher.WithLogger(log.With("component", "matcher")), matcher.WithRegisterer(reg)); err != nil {
+		return fail(err)
+	}
+	a.bg.Go(func() { a.match.Run(ctx) })
+	media, err := rtp.NewReceiver(cfg.RTP, rtp.WithLogger(log.With("component", "rtp")))
+	if err != nil {
+		return fail(err)
+	}
+	if a.sip, err = sip.NewServer(cfg.SIP, media, a.rec, sip.WithLogger(log.With("component", "sip")), sip.WithRegisterer(reg), sip.WithBinder(a.match)); err != nil {
+		return fail(err)
+	}
+	if err := a.sip.Start(); err != nil {
+		return fail(err)
+	}
+	if cfg.AudioHook.Listen != "" {
+		if a.hook, err = audiohook.NewServer(cfg.AudioHook, a.rec, audiohook.WithLogger(log.With("component", "audiohook")),
+			audiohook.WithRegisterer(reg), audiohook.WithBinder(a.match)); err != nil {
+			return fail(err)
+		}
+		if err := a.hook.Start(); err != nil {
+			return fail(fmt.Errorf("audiohook listen %s: %w", cfg.AudioHook.Listen, err))
+		}
+	}
 	var sources []cti.Source
 	if cfg.Genesys.Enabled() {
 		src, err := genesys.New(cfg.Genesys, genesys.WithLogger(log.With("component", "cti")), genesys.WithRegisterer(reg))
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		sources = append(sources, src)
 	}
 	if cfg.Webhook.Listen != "" {
 		src, err := webhook.New(cfg.Webhook, log.With("component", "cti-webhook"))
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		sources = append(sources, src)
 	}
-	var ctiWG sync.WaitGroup
 	for _, src := range sources {
-		ctiWG.Go(func() {
-			// Until the matcher consumes them, CTI events are only logged by their source.
-			if err := src.Run(ctx, func(cti.Event) {}); err != nil {
+		a.bg.Go(func() {
+			if err := src.Run(ctx, func(e cti.Event) { a.match.OnCall(e.Call()) }); err != nil {
 				log.Error("CTI source stopped", "error", err)
 			}
 		})
 	}
-	<-ctx.Done()
-	stop()
-	ctiWG.Wait()
-	log.Info("stopping: ending sessions and finalising recordings")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("sip shutdown", "error", err)
-	}
-	if hook != nil {
-		if err := hook.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			log.Warn("audiohook shutdown", "error", err)
+	log.Info("siphook started", "version", version(), "recordings", cfg.Recorder.Dir,
+		"rtp_ports", fmt.Sprintf("%d-%d", cfg.RTP.PortMin, cfg.RTP.PortMax), "sip_activation", cfg.SIP.Activation,
+		"cti_sources", len(sources))
+	return a, nil
+}
+
+// stop ends every session and finalises every recording; the CTI sources stop first so no decision
+// arrives for a session being torn down.
+func (a *app) stop(ctx context.Context) {
+	a.cancel()
+	a.bg.Wait()
+	if a.sip != nil {
+		if err := a.sip.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			a.log.Warn("sip shutdown", "error", err)
 		}
 	}
-	log.Info("stopped")
-	return nil
+	if a.hook != nil {
+		if err := a.hook.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			a.log.Warn("audiohook shutdown", "error", err)
+		}
+	}
+	if a.rec != nil {
+		a.rec.Close()
+	}
 }
 
 func version() string {

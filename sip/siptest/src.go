@@ -308,6 +308,33 @@ func (c *Call) Bye(ctx context.Context) error {
 	return c.dlg.Bye(ctx)
 }
 
+// ReinviteWithMetadata sends an SRC re-INVITE whose multipart body carries our SDP (sendonly, the ports
+// we already use) and new rs-metadata, as an Oracle SBC does once the call is answered; it ACKs a 2xx.
+func (c *Call) ReinviteWithMetadata(ctx context.Context, metadata string) (*sip.Response, error) {
+	const boundary = "siptest-reinvite"
+	body := "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + string(c.answerSDP()) +
+		"\r\n--" + boundary + "\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n" +
+		strings.ReplaceAll(strings.ReplaceAll(metadata, "\r\n", "\n"), "\n", "\r\n") + "\r\n--" + boundary + "--\r\n"
+	target := c.dlg.InviteResponse.Contact().Address
+	req := sip.NewRequest(sip.INVITE, target)
+	req.SetTransport(strings.ToUpper(c.src.transport))
+	req.AppendHeader(sip.NewHeader("Content-Type", "multipart/mixed;boundary="+boundary))
+	req.SetBody([]byte(body))
+	res, err := c.dlg.Do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if res.IsSuccess() {
+		if err := c.takeSDP(res.Body()); err != nil {
+			return res, err
+		}
+		ack := sip.NewRequest(sip.ACK, target)
+		ack.SetTransport(strings.ToUpper(c.src.transport))
+		return res, c.dlg.WriteRequest(ack)
+	}
+	return res, nil
+}
+
 // ByeWithBody hangs up with a body, as Ribbon SBCs send partial metadata on BYE.
 func (c *Call) ByeWithBody(ctx context.Context, contentType string, body []byte) error {
 	defer c.Close()
