@@ -230,7 +230,7 @@ func TestMatchOutboundByConversationHeader(t *testing.T) {
 	c := w.fake.OutboundCall(agentA).RemoteAnswer()
 	call := w.invite(ctx, "oracle-sbc-2026-headers-template-INVITE.txt")
 	time.Sleep(300 * time.Millisecond) // the CTI event is in; nothing may happen yet (checked below)
-	if _, err := call.ReinviteWithMetadata(ctx, `<?xml version='1.0' encoding='UTF-8'?>
+	res, err := call.ReinviteWithMetadata(ctx, `<?xml version='1.0' encoding='UTF-8'?>
 <recording xmlns='urn:ietf:params:xml:ns:recording'>
 <datamode>partial</datamode>
 <participant id="gXnUad4yRbxolQd+Vq1Nrw==" session="tgfh2ko3QLdt5TI44tJGIg==">
@@ -238,8 +238,9 @@ func TestMatchOutboundByConversationHeader(t *testing.T) {
 <apkt:header label="x-inin-cnv"><value>`+c.ID()+`</value></apkt:header>
 </extensiondata>
 </participant>
-</recording>`); err != nil {
-		t.Fatal(err)
+</recording>`)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("metadata re-INVITE: %v %v", res, err)
 	}
 	expectDirections(ctx, t, call, "recvonly")
 	call.SendTones(ctx, []float64{440, 1000}, time.Second)
