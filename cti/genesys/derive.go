@@ -520,10 +520,29 @@ func (d *Deriver) securePause(c *Conversation, legs []derivedLeg) bool {
 // agents aggregates the connected tracked agent legs per user, in participant order. A user is held when
 // none of its connected calls is unheld.
 func (d *Deriver) agents(c *Conversation, legs []derivedLeg) []cti.Agent {
+	// A consulted agent (consultParticipantId set) talks to the consulting agent, not to the customer, for as
+	// long as the consult lasts; once the consulting agent has left (consult transfer completed), or the
+	// customer is back in a conference, the consulted agent is on the customer's call.
+	// The customer is held during a consult and back in a conference: that, not the field alone, tells
+	// them apart (whether a conferenced participant keeps consultParticipantId is not known for sure).
+	consultingAgent, customerTalking := false, false
+	for i := range legs {
+		l := &legs[i]
+		switch {
+		case l.kind == legAgent && l.connected() && l.p.ConsultParticipantID == "":
+			consultingAgent = true
+		case l.kind == legCustomer && l.connected() && !d.held(c, l.c):
+			customerTalking = true
+		}
+	}
+	consulting := consultingAgent && !customerTalking
 	var agents []cti.Agent
 	for i := range legs {
 		l := &legs[i]
 		if l.kind != legAgent || !l.tracked || !l.connected() {
+			continue
+		}
+		if consulting && l.p.ConsultParticipantID != "" {
 			continue
 		}
 		held := d.held(c, l.c)
@@ -634,8 +653,12 @@ func deriveIsTransferDisconnect(dt string) bool {
 // left with a transfer disconnect. Unanswered offers (disconnectType client, transfer.noanswer; never
 // connected) are not transfers (edge 16).
 func deriveTransferred(c *Conversation, legs []derivedLeg, cv *derivedConv) bool {
-	if len(c.RecentTransfers) > 0 {
-		return true
+	// Only a completed transfer: recentTransfers also lists the attended transfer of a consult that is still
+	// going on or was cancelled, which must not look like a transfer to the policy.
+	for _, tr := range c.RecentTransfers {
+		if strings.EqualFold(tr.State, "complete") {
+			return true
+		}
 	}
 	for i := range legs {
 		l := &legs[i]
@@ -785,7 +808,11 @@ func (d *Deriver) eventTime(cv *derivedConv, c *Conversation, legs []derivedLeg,
 		}
 		if a, ok := nowAgent(l); ok {
 			if !slices.ContainsFunc(cv.agents, func(p cti.Agent) bool { return p.UserID == a.UserID }) {
-				join = deriveLatest(join, l.connectedTime())
+				if l.p.ConsultParticipantID == "" || l.c.ConnectedTime == nil {
+					// A consulted agent's connect time is when the consult began, not when it joined the
+					// customer: it says nothing about the change.
+					join = deriveLatest(join, l.connectedTime())
+				}
 			} else if a.Held && !slices.ContainsFunc(cv.agents, func(p cti.Agent) bool { return p.UserID == a.UserID && p.Held }) {
 				newlyHeld = deriveLatest(newlyHeld, l.c.StartHoldTime)
 			}
@@ -832,10 +859,13 @@ func (d *Deriver) eventTime(cv *derivedConv, c *Conversation, legs []derivedLeg,
 		if ev.State == cti.StateHeld && cv.state != cti.StateHeld {
 			t = hold
 		}
-		for _, next := range []*time.Time{join, leave, newlyHeld} {
-			if t == nil {
-				t = next
-			}
+		if t == nil {
+			// Agents joined and left in one snapshot (a consult transfer completed): the change is when the
+			// last of them happened.
+			t = deriveLatest(join, leave)
+		}
+		if t == nil {
+			t = newlyHeld
 		}
 	}
 	if t == nil {

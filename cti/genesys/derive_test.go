@@ -303,7 +303,6 @@ func TestDeriverEdgeCases(t *testing.T) {
 			want: []dvWant{
 				{step: 0, state: cti.StateActive, agents: "A"},
 				{step: 1, state: cti.StateHeld, agents: "A", flags: "consult", time: "+40"},
-				{step: 2, state: cti.StateHeld, agents: "A D", flags: "consult", time: "+45"},
 				{step: 3, state: cti.StateActive, agents: "D", flags: "transfer consult", time: "+70"},
 				{step: 4, state: cti.StateEnded, agents: "D", flags: "transfer consult", time: "+100"},
 			},
@@ -314,8 +313,7 @@ func TestDeriverEdgeCases(t *testing.T) {
 			want: []dvWant{
 				{step: 0, state: cti.StateActive, agents: "A"},
 				{step: 1, state: cti.StateHeld, agents: "A", flags: "consult", time: "+40"},
-				{step: 2, state: cti.StateHeld, agents: "A D", flags: "consult"},
-				{step: 3, state: cti.StateActive, agents: "A", flags: "consult", time: "+60"},
+				{step: 3, state: cti.StateActive, agents: "A", flags: "consult", time: "received"}, // a resume has no payload time
 				{step: 4, state: cti.StateEnded, agents: "A", flags: "consult", time: "+100"},
 			},
 		},
@@ -325,7 +323,6 @@ func TestDeriverEdgeCases(t *testing.T) {
 			want: []dvWant{
 				{step: 0, state: cti.StateActive, agents: "A"},
 				{step: 1, state: cti.StateHeld, agents: "A", flags: "consult"},
-				{step: 2, state: cti.StateHeld, agents: "A D", flags: "consult"},
 				{step: 3, state: cti.StateActive, agents: "A D", flags: "consult conference", time: "received"},
 				{step: 4, state: cti.StateActive, agents: "D", flags: "consult", time: "+90"},
 				{step: 5, state: cti.StateEnded, agents: "D", flags: "consult", time: "+120"},
