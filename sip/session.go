@@ -530,11 +530,15 @@ func (s *Session) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if s.State() != StateOffered {
 		return // ACK to our answer of an SRC re-INVITE
 	}
-	if err := s.dlg.ReadAck(req, tx); err != nil {
-		s.log.Debug("ack ignored", "error", err)
+	if cseq := req.CSeq(); cseq == nil || cseq.SeqNo != s.dlg.InviteRequest.CSeq().SeqNo {
+		s.log.Debug("ack ignored: not for our 2xx to the INVITE")
 		return
 	}
+	// Recorded before sipgo learns of it: ReadAck wakes the 2xx sender, which then checks acked.
 	s.ackOnce.Do(func() { close(s.acked) })
+	if err := s.dlg.ReadAck(req, tx); err != nil {
+		s.log.Debug("ack not taken by the dialog", "error", err)
+	}
 }
 
 // onReinvite answers an SRC re-INVITE: new metadata is taken in, the offer re-read, and the answer carries the
