@@ -35,7 +35,6 @@ type Config struct {
 	ReconcileEvery   time.Duration `yaml:"reconcile_interval"` // slow reconciliation timer
 	HeartbeatTimeout time.Duration `yaml:"heartbeat_timeout"`  // silence after which we ping
 	PongTimeout      time.Duration `yaml:"pong_timeout"`       // no answer to our ping: reconnect
-	RolloverBefore   time.Duration `yaml:"rollover_before"`    // a channel is replaced this long before it expires
 	MaxRetryAfter    time.Duration `yaml:"max_retry_after"`    // a 429 asking for a longer wait is an error
 }
 
@@ -46,7 +45,6 @@ func DefaultConfig() Config {
 		ReconcileEvery:   5 * time.Minute,
 		HeartbeatTimeout: 60 * time.Second,
 		PongTimeout:      10 * time.Second,
-		RolloverBefore:   time.Hour,
 		MaxRetryAfter:    180 * time.Second,
 	}
 }

@@ -76,16 +76,6 @@ func ParseTemplate(msg string) (*Template, error) {
 	return t, nil
 }
 
-// Header returns the first value of a template header, or "".
-func (t *Template) Header(name string) string {
-	for _, h := range t.Headers {
-		if strings.EqualFold(h[0], name) {
-			return h[1]
-		}
-	}
-	return ""
-}
-
 var (
 	trailingSpace = regexp.MustCompile(`(?m)[ \t]+$`)
 	connLine      = regexp.MustCompile(`(?m)^c=IN IP4 \S+`)
