@@ -45,9 +45,32 @@ type Config struct {
 	// ReinviteAttempts is how many times a re-INVITE refused with 491 (glare) is tried.
 	ReinviteAttempts int    `yaml:"reinvite_attempts"`
 	UserAgent        string `yaml:"user_agent"`
+	// SessionExpires is the session timer (RFC 4028) we ask for when an SRC supports timers but proposes
+	// none; 0 asks for none.
+	SessionExpires time.Duration `yaml:"session_expires"`
+	// MinSessionExpires is our Min-SE: a shorter Session-Expires is refused with 422. RFC 4028 sets 90 s as
+	// the floor; lower values exist for tests.
+	MinSessionExpires time.Duration `yaml:"min_session_expires"`
+	Admission         Admission     `yaml:"admission"`
 	// Tenants maps SRC addresses (IP or CIDR) to the CTI tenant whose calls they record; sessions from other
 	// addresses match calls of any tenant.
 	Tenants map[string]string `yaml:"tenants"`
+}
+
+// Admission limits who may open recording sessions and how many; refusals are counted by status code.
+type Admission struct {
+	// AllowSources are the SRC addresses (IP or CIDR) allowed to send INVITEs and OPTIONS; others get 403.
+	// Empty allows any source.
+	AllowSources []string `yaml:"allow_sources"`
+	// MaxSessions bounds concurrent recording sessions; beyond it INVITEs get 503 with Retry-After, which
+	// moves an SBC's session-recording-group to its next server. 0: bounded only by the RTP port range.
+	MaxSessions int `yaml:"max_sessions"`
+	// MaxStreams bounds the recorded audio m-lines of one session; an offer with more gets 488.
+	MaxStreams int `yaml:"max_streams"`
+	// InviteRate is how many new INVITEs per second one source address may send (beyond: 503 with
+	// Retry-After); InviteBurst is how many may come at once. 0: no limit.
+	InviteRate  float64 `yaml:"invite_rate"`
+	InviteBurst int     `yaml:"invite_burst"`
 }
 
 // DefaultConfig is the embedded default: UDP and TCP on 127.0.0.1:5060, immediate activation.
@@ -60,6 +83,10 @@ func DefaultConfig() Config {
 		ReinviteTimeout:  10 * time.Second,
 		ReinviteAttempts: 5,
 		UserAgent:        "siphook",
+		SessionExpires:   1800 * time.Second,
+		// RFC 4028's floor.
+		MinSessionExpires: 90 * time.Second,
+		Admission:         Admission{MaxStreams: 8, InviteBurst: 20},
 	}
 }
 
@@ -106,6 +133,23 @@ func (c Config) Validate() error {
 		if _, err := parseSource(src); err != nil {
 			errs = append(errs, fmt.Errorf("sip.tenants: %q is not an IP or CIDR", src))
 		}
+	}
+	if c.MinSessionExpires < time.Second {
+		errs = append(errs, errors.New("sip.min_session_expires must be at least 1s"))
+	}
+	if c.SessionExpires != 0 && c.SessionExpires < c.MinSessionExpires {
+		errs = append(errs, errors.New("sip.session_expires must be 0 or at least sip.min_session_expires"))
+	}
+	for _, src := range c.Admission.AllowSources {
+		if _, err := parseSource(src); err != nil {
+			errs = append(errs, fmt.Errorf("sip.admission.allow_sources: %q is not an IP or CIDR", src))
+		}
+	}
+	if c.Admission.MaxSessions < 0 || c.Admission.MaxStreams < 1 {
+		errs = append(errs, errors.New("sip.admission: max_sessions must not be negative, max_streams must be at least 1"))
+	}
+	if c.Admission.InviteRate < 0 || (c.Admission.InviteRate > 0 && c.Admission.InviteBurst < 1) {
+		errs = append(errs, errors.New("sip.admission: invite_rate must not be negative and needs invite_burst ≥ 1"))
 	}
 	if c.ReinviteAttempts < 1 {
 		errs = append(errs, errors.New("sip.reinvite_attempts must be at least 1"))

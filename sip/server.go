@@ -29,11 +29,10 @@ import (
 const (
 	allowHeader     = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"
 	acceptHeader    = "application/sdp, application/rs-metadata+xml, application/rs-metadata, multipart/mixed"
-	supportedHeader = "siprec"
+	supportedHeader = "siprec, timer"
 )
 
-// supportedOptionTags are the Require tags we accept. "timer" is accepted because the SRC refreshes
-// (refresher=uac); we never refresh ourselves.
+// supportedOptionTags are the Require tags we accept.
 var supportedOptionTags = map[string]bool{"siprec": true, "timer": true}
 
 // Server is the SIPREC recording server: it owns the sipgo stack, its listeners and the session table.
@@ -43,6 +42,7 @@ type Server struct {
 	media *rtp.Receiver
 	rec   *recorder.Recorder
 	m     *metrics
+	gate  *admission
 
 	ua     *sipgo.UserAgent
 	sipSrv *sipgo.Server
@@ -97,6 +97,7 @@ func NewServer(cfg Config, media *rtp.Receiver, rec *recorder.Recorder, opts ...
 	if s.m == nil {
 		s.m = newMetrics(prometheus.NewRegistry())
 	}
+	s.gate = newAdmission(s.cfg.Admission)
 	return s, nil
 }
 
@@ -304,6 +305,10 @@ func (s *Server) add(sess *Session) error {
 	if s.draining {
 		return &Error{Code: 503, Reason: "Service Unavailable", Warning: "shutting down", Headers: map[string]string{"Retry-After": "30"}}
 	}
+	if max := s.cfg.Admission.MaxSessions; max > 0 && len(s.sessions) >= max {
+		return &Error{Code: 503, Reason: "Service Unavailable", Warning: "session limit reached", Headers: map[string]string{"Retry-After": "5"},
+			Err: fmt.Errorf("%d sessions, max_sessions %d", len(s.sessions), max)}
+	}
 	s.sessions[sess.dlg.ID] = sess
 	s.m.active.Inc()
 	return nil
@@ -360,6 +365,10 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 }
 
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if !s.gate.allowed(sourceAddr(req)) {
+		s.respondError(req, tx, errSourceNotAllowed)
+		return
+	}
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
@@ -383,6 +392,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		} else {
 			s.respondError(req, tx, sipError(481, "Call/Transaction Does Not Exist", "no such recording session", nil))
 		}
+		return
+	}
+	src := sourceAddr(req)
+	if !s.gate.allowed(src) {
+		s.m.sessions.WithLabelValues("rejected").Inc()
+		s.respondError(req, tx, errSourceNotAllowed)
+		return
+	}
+	if !s.gate.takeInvite(src, time.Now()) {
+		s.m.sessions.WithLabelValues("rejected").Inc()
+		e := sipError(503, "Service Unavailable", "INVITE rate limit for this source", fmt.Errorf("source %s over %g INVITE/s", src, s.cfg.Admission.InviteRate))
+		e.Headers = map[string]string{"Retry-After": "1"}
+		s.respondError(req, tx, e)
 		return
 	}
 	// 100 Trying stops the retransmissions of a large UDP INVITE and lets a CANCEL find the transaction.
@@ -501,5 +523,7 @@ func unsupportedTags(req *sip.Request) []string {
 	}
 	return out
 }
+
+var errSourceNotAllowed = sipError(403, "Forbidden", "source address not in sip.admission.allow_sources", nil)
 
 var errNotSIPREC = errors.New("no siprec option tag, no +sip.src contact and no metadata part")

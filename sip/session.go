@@ -81,6 +81,8 @@ type Session struct {
 	endReason   string
 	annotation  *matcher.Annotation // the matcher's view of the call, for the document
 	bound       bool                // handed to the binder
+	timer       *sessionTimer       // RFC 4028 session timer; nil: none
+	timerFire   *time.Timer         // the next refresh (we refresh) or expiry (the SRC refreshes)
 }
 
 // ID is the recording id.
@@ -160,6 +162,10 @@ func (srv *Server) admit(req *sip.Request, tx sip.ServerTransaction) (*Session, 
 	if body.SDP == nil {
 		return nil, sipError(488, "Not Acceptable Here", "SIPREC INVITE without an SDP offer is not supported", nil)
 	}
+	timer, err := srv.cfg.negotiateTimer(req, nil)
+	if err != nil {
+		return nil, err
+	}
 	sd, err := ParseSDP(body.SDP)
 	if err != nil {
 		if errors.Is(err, ErrSDPTooLarge) {
@@ -177,6 +183,9 @@ func (srv *Server) admit(req *sip.Request, tx sip.ServerTransaction) (*Session, 
 	if len(streams) == 0 {
 		return nil, sipError(488, "Not Acceptable Here", "no audio m-line offers PCMU or PCMA over RTP/AVP", nil)
 	}
+	if max := srv.cfg.Admission.MaxStreams; len(streams) > max {
+		return nil, sipError(488, "Not Acceptable Here", "too many audio streams", fmt.Errorf("%d recordable m-lines, max_streams %d", len(streams), max))
+	}
 	dlg, err := srv.dialog.ReadInvite(req, tx)
 	if err != nil {
 		return nil, sipError(400, "Bad Request", "cannot create dialog", err)
@@ -193,7 +202,7 @@ func (srv *Server) admit(req *sip.Request, tx sip.ServerTransaction) (*Session, 
 		srv: srv, dlg: dlg, id: id.String(), callID: callID(req), created: time.Now(),
 		transport: req.Transport(), source: req.Source(), invite: req,
 		mediaIP: srv.mediaAddr(), sdpID: uint64(time.Now().Unix()),
-		streams: streams, media: media, lines: lines,
+		streams: streams, media: media, lines: lines, timer: timer,
 		acked: make(chan struct{}), confirmed: make(chan struct{}), done: make(chan struct{}),
 	}
 	transport := sip.NetworkToLower(req.Transport())
@@ -266,6 +275,7 @@ func (s *Session) answer() {
 	}
 	s.mu.Unlock()
 	close(s.confirmed)
+	s.armTimer()
 	s.log.Info("recording session established", "source", s.source, "transport", s.transport,
 		"streams", len(s.streams), "ports", s.media.Ports(), "direction", direction, "identifiers", s.Identifiers())
 
@@ -302,8 +312,27 @@ func (s *Session) keysMayHaveChanged(before []matcher.Key) {
 }
 
 func (s *Session) response200(body []byte) *sip.Response {
-	res := sip.NewSDPResponseFromRequest(s.dlg.InviteRequest, body)
+	return s.answerResponse(s.dlg.InviteRequest, body)
+}
+
+// answerResponse is our 2xx to an SRC request: the SDP answer if any, our capabilities and the session timer.
+func (s *Session) answerResponse(req *sip.Request, body []byte) *sip.Response {
+	var res *sip.Response
+	if body != nil {
+		res = sip.NewSDPResponseFromRequest(req, body)
+	} else {
+		res = sip.NewResponseFromRequest(req, 200, "OK", nil)
+	}
 	s.addCapabilities(res)
+	s.mu.Lock()
+	timer := s.timer
+	s.mu.Unlock()
+	if timer != nil {
+		res.AppendHeader(sip.NewHeader("Session-Expires", timer.header(false)))
+		if supportsTimer(req) {
+			res.AppendHeader(sip.NewHeader("Require", "timer"))
+		}
+	}
 	return res
 }
 
@@ -479,7 +508,11 @@ func (s *Session) reinvite(ctx context.Context, direction string) error {
 			return err
 		case res.IsSuccess():
 			ack := sip.NewRequest(sip.ACK, s.remoteTarget())
-			return s.dlg.WriteRequest(ack)
+			if err := s.dlg.WriteRequest(ack); err != nil {
+				return err
+			}
+			s.armTimer() // any successful re-INVITE refreshes the session (RFC 4028 §10)
+			return nil
 		case res.StatusCode == 491 && attempt < s.srv.cfg.ReinviteAttempts:
 			s.srv.m.reinvites.WithLabelValues(direction, "glare").Inc()
 			select {
@@ -513,6 +546,11 @@ func (s *Session) sendReinvite(ctx context.Context, direction string) (*sip.Resp
 	req := sip.NewRequest(sip.INVITE, s.remoteTarget())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	s.addCapabilities(req)
+	s.mu.Lock()
+	if s.timer != nil {
+		req.AppendHeader(sip.NewHeader("Session-Expires", s.timer.header(true)))
+	}
+	s.mu.Unlock()
 	req.SetBody(body)
 	tctx, cancel := context.WithTimeout(ctx, s.srv.cfg.ReinviteTimeout)
 	defer cancel()
@@ -557,6 +595,10 @@ func (s *Session) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.srv.respondError(req, tx, sipError(491, "Request Pending", "our re-INVITE is in progress", nil))
 		return
 	}
+	if err := s.renegotiateTimer(req); err != nil {
+		s.srv.respondError(req, tx, err)
+		return
+	}
 	keys := s.Keys()
 	body, err := s.readInDialogBody(req)
 	if err != nil {
@@ -581,15 +623,19 @@ func (s *Session) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.srv.respondError(req, tx, err)
 		return
 	}
-	res := sip.NewSDPResponseFromRequest(req, sdpBody)
-	s.addCapabilities(res)
-	if err := tx.Respond(res); err != nil {
+	if err := tx.Respond(s.answerResponse(req, sdpBody)); err != nil {
 		s.log.Warn("re-INVITE answer failed", "error", err)
+		return
 	}
+	s.armTimer()
 }
 
 // onUpdate takes in metadata (Avaya SBCE, BroadWorks send it by UPDATE) and answers an SDP offer if present.
 func (s *Session) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if err := s.renegotiateTimer(req); err != nil {
+		s.srv.respondError(req, tx, err)
+		return
+	}
 	keys := s.Keys()
 	body, err := s.readInDialogBody(req)
 	if err != nil {
@@ -597,23 +643,22 @@ func (s *Session) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer s.keysMayHaveChanged(keys)
-	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	var sdpBody []byte
 	if body.SDP != nil {
 		if err := s.takeOffer(body.SDP); err != nil {
 			s.srv.respondError(req, tx, err)
 			return
 		}
-		sdpBody, err := s.currentSDP()
-		if err != nil {
+		if sdpBody, err = s.currentSDP(); err != nil {
 			s.srv.respondError(req, tx, err)
 			return
 		}
-		res = sip.NewSDPResponseFromRequest(req, sdpBody)
 	}
-	s.addCapabilities(res)
-	if err := tx.Respond(res); err != nil {
+	if err := tx.Respond(s.answerResponse(req, sdpBody)); err != nil {
 		s.log.Warn("UPDATE answer failed", "error", err)
+		return
 	}
+	s.armTimer()
 }
 
 // onBye ends the session. A body (Ribbon sends partial metadata on BYE) is read for identifiers; a bad body
@@ -676,6 +721,65 @@ func (s *Session) takeOffer(raw []byte) error {
 	return nil
 }
 
+// renegotiateTimer takes a refreshing SRC request's session timer headers; 422 when the interval is too small.
+func (s *Session) renegotiateTimer(req *sip.Request) error {
+	s.mu.Lock()
+	previous := s.timer
+	s.mu.Unlock()
+	t, err := s.srv.cfg.negotiateTimer(req, previous)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.timer = t
+	s.mu.Unlock()
+	return nil
+}
+
+// armTimer (re)starts the session timer after a successful refresh: a refresh when we are the refresher, the
+// end of the session when the SRC is.
+func (s *Session) armTimer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer == nil || s.state == StateEnded {
+		return
+	}
+	if s.timerFire != nil {
+		s.timerFire.Stop()
+	}
+	t := s.timer
+	s.timerFire = time.AfterFunc(t.wait(), func() {
+		if t.weRefresh {
+			s.refresh()
+			return
+		}
+		s.log.Warn("session timer expired: the SRC stopped refreshing the recording dialog", "interval", t.interval)
+		s.end(context.Background(), "session_expired", true)
+	})
+}
+
+// refresh is our session refresh as the refresher: a re-INVITE keeping the current direction. A refresh that
+// fails ends the session (RFC 4028 §10), except when the session is ending anyway.
+func (s *Session) refresh() {
+	s.opMu.Lock()
+	defer s.opMu.Unlock()
+	direction := "inactive"
+	switch s.State() {
+	case StateEnded:
+		return
+	case StateRecording:
+		direction = "recvonly"
+	}
+	if err := s.reinvite(s.ctx, direction); err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Warn("session refresh failed", "error", err)
+			s.end(context.Background(), "session_refresh_failed", true)
+		}
+		return
+	}
+	s.srv.m.reinvites.WithLabelValues(direction, "refresh").Inc()
+}
+
 // terminate ends the session from our side (shutdown): BYE to the SRC, recording finalised.
 func (s *Session) terminate(ctx context.Context, reason string) {
 	s.end(ctx, reason, s.State() != StateOffered)
@@ -696,6 +800,11 @@ func (s *Session) end(ctx context.Context, reason string, bye bool) {
 			}
 			cancel()
 		}
+		s.mu.Lock()
+		if s.timerFire != nil {
+			s.timerFire.Stop()
+		}
+		s.mu.Unlock()
 		s.cancel()
 		s.media.Close()
 		s.mu.Lock()

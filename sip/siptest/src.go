@@ -449,11 +449,19 @@ func (s *SRC) onBye(req *sip.Request, tx sip.ServerTransaction) {
 
 // ResponseCode extracts the status code from an Invite error, or 0.
 func ResponseCode(err error) int {
-	if e, ok := errors.AsType[*sipgo.ErrDialogResponse](err); ok {
-		return e.Res.StatusCode
-	}
-	if e, ok := errors.AsType[sipgo.ErrDialogResponse](err); ok {
-		return e.Res.StatusCode
+	if res := Response(err); res != nil {
+		return res.StatusCode
 	}
 	return 0
+}
+
+// Response extracts the final response from an Invite error, or nil.
+func Response(err error) *sip.Response {
+	if e, ok := errors.AsType[*sipgo.ErrDialogResponse](err); ok {
+		return e.Res
+	}
+	if e, ok := errors.AsType[sipgo.ErrDialogResponse](err); ok {
+		return e.Res
+	}
+	return nil
 }
