@@ -24,6 +24,7 @@ type Document struct {
 	Participants []Participant     `json:"participants,omitempty"`
 	Channels     []ChannelInfo     `json:"channels,omitempty"`
 	Events       []Event           `json:"events,omitempty"` // activated, paused, resumed, … in time order
+	Pauses       []Pause           `json:"pauses,omitempty"` // stretches of silence by agreement: hold, or paused by us
 	Start        time.Time         `json:"start"`
 	End          *time.Time        `json:"end,omitempty"`
 	DurationSec  float64           `json:"duration_seconds"`
@@ -103,6 +104,16 @@ type Event struct {
 	At     time.Time `json:"at"`
 	Type   string    `json:"type"`
 	Detail string    `json:"detail,omitempty"`
+}
+
+// Pause is a stretch of the recording with no audio by agreement: the call was on hold (the SRC made every
+// stream inactive) or we paused the recording. The audio holds silence there.
+type Pause struct {
+	By          string     `json:"by"` // "src" (hold) or "srs" (our pause)
+	Start       time.Time  `json:"start"`
+	End         *time.Time `json:"end,omitempty"` // nil while it lasts
+	OffsetSec   float64    `json:"offset_sec"`    // where it starts in the audio
+	DurationSec float64    `json:"duration_sec"`
 }
 
 // AudioInfo describes the audio file.

@@ -131,6 +131,14 @@ func (s *Stream) SetSink(sink Sink) {
 	s.mu.Unlock()
 }
 
+// Resync drops the timeline anchor so the next packet is placed by the wall clock: after a hold the SRC's
+// timestamps need not reflect the gap.
+func (s *Stream) Resync() {
+	s.mu.Lock()
+	s.anchored = false
+	s.mu.Unlock()
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Stream) Stats() Stats {
 	s.mu.Lock()

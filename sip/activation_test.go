@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,8 @@ import (
 	sipgosip "github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/siphook/siphook/internal/audiotest"
+	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/sip/siptest"
 )
 
@@ -143,6 +146,9 @@ func TestPauseAndResume(t *testing.T) {
 	if strings.Join(types, ",") != "activated,paused,resumed" {
 		t.Errorf("events = %v", types)
 	}
+	if len(doc.Pauses) != 1 || doc.Pauses[0].By != "srs" || doc.Pauses[0].End == nil {
+		t.Errorf("pauses = %+v, want one closed pause by the srs", doc.Pauses)
+	}
 	if doc.Audio == nil || doc.Audio.Samples < 2*8000 {
 		t.Fatalf("audio = %+v, want at least the two recorded seconds", doc.Audio)
 	}
@@ -228,5 +234,76 @@ func TestSIPRECRecognition(t *testing.T) {
 				t.Errorf("isSIPREC = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSRCHoldIsAPausedSegment: the SRC holds the call (re-INVITE with every stream inactive, c=0.0.0.0) and
+// resumes it. The session goes on; the document records the hold as a pause by the SRC, and the audio on
+// either side of it carries its tones with no gap.
+func TestSRCHoldIsAPausedSegment(t *testing.T) {
+	ts := newTestServer(t, ActivateImmediately)
+	src := newSRC(t, "tcp")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := ts.SessionByCallID(call.CallID)
+	if err := call.SendTones(ctx, []float64{440, 1000}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call.Hold(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(call.Directions(), ","); got != "inactive,inactive" || sess.State() != StateRecording {
+		t.Fatalf("on hold: SRC sees %s, state %v; want inactive answers and the session still recording", got, sess.State())
+	}
+	time.Sleep(time.Second) // on hold: nothing is sent
+	if _, err := call.Hold(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(call.Directions(), ","); got != "recvonly,recvonly" {
+		t.Fatalf("resumed: SRC sees %s", got)
+	}
+	if err := call.SendTones(ctx, []float64{440, 1000}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-sess.Done()
+
+	doc := readDocument(t, ts.dir)
+	var types []string
+	for _, e := range doc.Events {
+		types = append(types, e.Type)
+	}
+	if strings.Join(types, ",") != "activated,held,unheld" {
+		t.Errorf("events = %v", types)
+	}
+	if len(doc.Pauses) != 1 || doc.Pauses[0].By != "src" || doc.Pauses[0].End == nil || doc.Pauses[0].DurationSec <= 0 {
+		t.Fatalf("pauses = %+v, want one closed hold by the src", doc.Pauses)
+	}
+	p := doc.Pauses[0]
+	wav, err := recorder.ReadWAV(filepath.Join(ts.dir, doc.Audio.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate := wav.SampleRate
+	pauseStart, pauseEnd := int(p.OffsetSec*float64(rate)), int((p.OffsetSec+p.DurationSec)*float64(rate))
+	for ch, tone := range []float64{440, 1000} {
+		samples := wav.Channels[doc.Channels[ch].Index]
+		before, after := samples[:pauseStart], samples[min(pauseEnd, len(samples)):]
+		// Each side holds one second of tone; packetisation and scheduling may shift the edges by a few
+		// 20 ms packets, never more.
+		for name, part := range map[string][]int16{"before": before, "after": after} {
+			if got := audiotest.TonePresentSamples(part, rate, tone); got < rate*8/10 {
+				t.Errorf("channel %d %s the hold: %d samples of %g Hz, want about %d", ch, name, got, tone, rate)
+			}
+		}
+		if rms := audiotest.RMS(samples[min(pauseStart+rate/5, pauseEnd):max(pauseEnd-rate/5, pauseStart)]); rms > 50 {
+			t.Errorf("channel %d not silent during the hold (RMS %.0f)", ch, rms)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -450,4 +451,56 @@ func (p *metadataParser) scan(b []byte) {
 			p.m.Streams = append(p.m.Streams, MetadataStream{Label: label})
 		}
 	}
+}
+
+// Merge applies a partial update (RFC 7865 datamode "partial": only what changed) to a copy of m and returns
+// it: participants and streams are matched by id, known fields overwritten, new ones added; identifiers
+// accumulate. A participant's stream associations are replaced only when the update names some.
+func (m *Metadata) Merge(update *Metadata) *Metadata {
+	out := *m
+	out.SessionIDs = appendNew(slices.Clone(m.SessionIDs), update.SessionIDs...)
+	out.UCIDs = appendNew(slices.Clone(m.UCIDs), update.UCIDs...)
+	out.Malformed = m.Malformed || update.Malformed
+	out.Headers = make(map[string][]string, len(m.Headers)+len(update.Headers))
+	for k, v := range m.Headers {
+		out.Headers[k] = slices.Clone(v)
+	}
+	for k, v := range update.Headers {
+		out.Headers[k] = appendNew(out.Headers[k], v...)
+	}
+	out.Participants = slices.Clone(m.Participants)
+	for _, p := range update.Participants {
+		i := slices.IndexFunc(out.Participants, func(q Participant) bool { return q.ID == p.ID })
+		if i < 0 {
+			out.Participants = append(out.Participants, p)
+			continue
+		}
+		q := &out.Participants[i]
+		q.Name = cmp.Or(p.Name, q.Name)
+		q.AOR = cmp.Or(p.AOR, q.AOR)
+		if p.CallingParty != nil {
+			q.CallingParty = p.CallingParty
+		}
+		if len(p.Send) > 0 || len(p.Recv) > 0 {
+			q.Send, q.Recv = p.Send, p.Recv
+		}
+	}
+	out.Streams = slices.Clone(m.Streams)
+	for _, s := range update.Streams {
+		if i := slices.IndexFunc(out.Streams, func(t MetadataStream) bool { return t.ID == s.ID }); i >= 0 {
+			out.Streams[i].Label = cmp.Or(s.Label, out.Streams[i].Label)
+		} else {
+			out.Streams = append(out.Streams, s)
+		}
+	}
+	return &out
+}
+
+func appendNew(list []string, values ...string) []string {
+	for _, v := range values {
+		if !slices.Contains(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
 }

@@ -17,6 +17,7 @@ type mediaLine struct {
 	formats   []string
 	label     string // a=label (RFC 4574): ties the m-line to a metadata stream
 	direction string // the offer's direction: sendonly, recvonly, sendrecv, inactive
+	held      bool   // the SRC sends nothing: inactive or recvonly, or a c= address of 0.0.0.0 (RFC 2543 hold)
 	recorded  bool   // we give it a port and record it
 
 	// For recorded lines: the audio codec we answer with, DTMF if offered, and the payload map for the stream.
@@ -79,9 +80,29 @@ func analyseOffer(sd *sdp.SessionDescription) []mediaLine {
 			}
 		}
 		ml.recorded = ml.media == "audio" && ml.proto == "RTP/AVP" && md.MediaName.Port.Value != 0 && ml.codecName != ""
+		conn := sd.ConnectionInformation
+		if md.ConnectionInformation != nil {
+			conn = md.ConnectionInformation
+		}
+		ml.held = ml.direction == "inactive" || ml.direction == "recvonly" ||
+			(conn != nil && conn.Address != nil && (conn.Address.Address == "0.0.0.0" || conn.Address.Address == "::"))
 		lines = append(lines, ml)
 	}
 	return lines
+}
+
+// allHeld reports whether the SRC holds every recorded line: the call is on hold, the recording pauses.
+func allHeld(lines []mediaLine) bool {
+	n := 0
+	for _, ml := range lines {
+		if ml.recorded {
+			if !ml.held {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
 }
 
 // answerSDP builds our answer (or re-INVITE offer) to the SRC's m-lines, in offer order (RFC 3264): recorded
@@ -125,7 +146,7 @@ func answerSDP(lines []mediaLine, ports []int, addr netip.Addr, sessionID, versi
 			md.WithValueAttribute("label", ml.label)
 		}
 		dir := direction
-		if ml.direction == "inactive" || ml.direction == "recvonly" {
+		if ml.held {
 			dir = "inactive" // the SRC is not sending on this line: recvonly would be a wrong answer (RFC 3264 §6.1)
 		}
 		md.WithPropertyAttribute(dir)

@@ -68,21 +68,25 @@ type Session struct {
 	endOnce   sync.Once
 	opMu      sync.Mutex // one SRS-initiated re-INVITE at a time
 
-	mu          sync.Mutex
-	state       State
-	lines       []mediaLine // the SRC's latest offer
-	sdpVersion  uint64
-	localInvite bool // our re-INVITE is in flight: an SRC re-INVITE meanwhile gets 491 (RFC 3261 §14.2)
-	meta        *Metadata
-	ids         []recorder.Identifier
-	rec         *recorder.Recording
-	channelOf   []int // stream index → WAV channel
-	events      []recorder.Event
-	endReason   string
-	annotation  *matcher.Annotation // the matcher's view of the call, for the document
-	bound       bool                // handed to the binder
-	timer       *sessionTimer       // RFC 4028 session timer; nil: none
-	timerFire   *time.Timer         // the next refresh (we refresh) or expiry (the SRC refreshes)
+	mu           sync.Mutex
+	state        State
+	lines        []mediaLine // the SRC's latest offer
+	sdpVersion   uint64
+	localInvite  bool // our re-INVITE is in flight: an SRC re-INVITE meanwhile gets 491 (RFC 3261 §14.2)
+	meta         *Metadata
+	ids          []recorder.Identifier
+	rec          *recorder.Recording
+	channelOf    []int // stream index → WAV channel
+	events       []recorder.Event
+	endReason    string
+	annotation   *matcher.Annotation // the matcher's view of the call, for the document
+	bound        bool                // handed to the binder
+	timer        *sessionTimer       // RFC 4028 session timer; nil: none
+	timerFire    *time.Timer         // the next refresh (we refresh) or expiry (the SRC refreshes)
+	wantSnapshot bool                // partial metadata came with no complete view to merge into
+	held         bool                // the SRC holds every stream (call on hold)
+	pauses       []recorder.Pause    // silent stretches of the recording: hold or our pause
+	recStart     time.Time           // sample 0 of the recording
 }
 
 // ID is the recording id.
@@ -202,7 +206,7 @@ func (srv *Server) admit(req *sip.Request, tx sip.ServerTransaction) (*Session, 
 		srv: srv, dlg: dlg, id: id.String(), callID: callID(req), created: time.Now(),
 		transport: req.Transport(), source: req.Source(), invite: req,
 		mediaIP: srv.mediaAddr(), sdpID: uint64(time.Now().Unix()),
-		streams: streams, media: media, lines: lines, timer: timer,
+		streams: streams, media: media, lines: lines, timer: timer, held: allHeld(lines),
 		acked: make(chan struct{}), confirmed: make(chan struct{}), done: make(chan struct{}),
 	}
 	transport := sip.NetworkToLower(req.Transport())
@@ -276,6 +280,7 @@ func (s *Session) answer() {
 	s.mu.Unlock()
 	close(s.confirmed)
 	s.armTimer()
+	s.requestSnapshotIfNeeded()
 	s.log.Info("recording session established", "source", s.source, "transport", s.transport,
 		"streams", len(s.streams), "ports", s.media.Ports(), "direction", direction, "identifiers", s.Identifiers())
 
@@ -424,7 +429,9 @@ func (s *Session) setRecording(ctx context.Context, on bool) error {
 	} else if s.state != StateEnded {
 		s.state = StatePaused
 	}
-	s.events = append(s.events, recorder.Event{At: time.Now().UTC(), Type: event})
+	now := time.Now()
+	s.events = append(s.events, recorder.Event{At: now.UTC(), Type: event})
+	s.updatePauseLocked(now)
 	s.mu.Unlock()
 	s.log.Info("recording "+event, "direction", direction)
 	return nil
@@ -448,7 +455,7 @@ func (s *Session) startRecording() (opened bool, err error) {
 			s.mu.Unlock()
 			return false, fmt.Errorf("start recording: %w", err)
 		}
-		s.rec = rec
+		s.rec, s.recStart = rec, now
 		if s.srv.cfg.Activation == ActivateImmediately {
 			s.events = append(s.events, recorder.Event{At: now.UTC(), Type: "activated"})
 		}
@@ -628,6 +635,7 @@ func (s *Session) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.armTimer()
+	s.requestSnapshotIfNeeded()
 }
 
 // onUpdate takes in metadata (Avaya SBCE, BroadWorks send it by UPDATE) and answers an SDP offer if present.
@@ -659,6 +667,7 @@ func (s *Session) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.armTimer()
+	s.requestSnapshotIfNeeded()
 }
 
 // onBye ends the session. A body (Ribbon sends partial metadata on BYE) is read for identifiers; a bad body
@@ -715,10 +724,50 @@ func (s *Session) takeOffer(raw []byte) error {
 		s.streams[n].SetPayloads(lines[i].payloads)
 		n++
 	}
+	held := allHeld(lines)
+	now := time.Now()
 	s.mu.Lock()
 	s.lines = lines
+	changed := held != s.held
+	s.held = held
+	if changed {
+		s.events = append(s.events, recorder.Event{At: now.UTC(), Type: map[bool]string{true: "held", false: "unheld"}[held]})
+		s.updatePauseLocked(now)
+	}
 	s.mu.Unlock()
+	if changed {
+		s.log.Info("recording session hold changed", "held", held)
+		if !held {
+			for _, st := range s.streams {
+				st.Resync()
+			}
+		}
+	}
 	return nil
+}
+
+// updatePauseLocked opens a pause when the recording goes silent by agreement (hold, or our pause) and closes
+// it when audio may flow again. s.mu must be held.
+func (s *Session) updatePauseLocked(now time.Time) {
+	silent := s.held || s.state == StatePaused
+	n := len(s.pauses)
+	open := n > 0 && s.pauses[n-1].End == nil
+	switch {
+	case silent && !open && s.rec != nil:
+		by := "srs"
+		if s.held {
+			by = "src"
+		}
+		s.pauses = append(s.pauses, recorder.Pause{By: by, Start: now.UTC(), OffsetSec: now.Sub(s.recStart).Seconds()})
+	case !silent && open:
+		closePause(&s.pauses[n-1], now)
+	}
+}
+
+func closePause(p *recorder.Pause, now time.Time) {
+	end := now.UTC()
+	p.End = &end
+	p.DurationSec = end.Sub(p.Start).Seconds()
 }
 
 // renegotiateTimer takes a refreshing SRC request's session timer headers; 422 when the interval is too small.
@@ -829,6 +878,9 @@ func (s *Session) finalise() {
 	s.mu.Unlock()
 	doc.End = &end
 	doc.DurationSec = end.Sub(s.created).Seconds()
+	if n := len(doc.Pauses); n > 0 && doc.Pauses[n-1].End == nil {
+		closePause(&doc.Pauses[n-1], end) // still on hold when the session ended
+	}
 	var err error
 	if rec != nil {
 		doc.State = "completed"
@@ -857,6 +909,7 @@ func (s *Session) documentLocked(now time.Time) *recorder.Document {
 		},
 		Identifiers: slices.Clone(s.ids),
 		Events:      slices.Clone(s.events),
+		Pauses:      slices.Clone(s.pauses),
 		Start:       s.created.UTC(),
 		DurationSec: now.Sub(s.created).Seconds(),
 	}
@@ -968,8 +1021,8 @@ func (s *Session) noteHeaders(req *sip.Request) {
 }
 
 // noteMetadata parses rs-metadata and takes in its identifiers. A complete document replaces the session's
-// view; a partial one only adds identifiers (merging partial updates is a later step). Metadata that cannot
-// be parsed never stops the call from being recorded.
+// view; a partial one is merged into it, and a partial one with no view to merge into makes us ask the SRC
+// for a snapshot. Metadata that cannot be parsed never stops the call from being recorded.
 func (s *Session) noteMetadata(raw []byte) {
 	m, err := ParseMetadata(raw)
 	if err != nil {
@@ -989,9 +1042,55 @@ func (s *Session) noteMetadata(raw []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.meta == nil || m.DataMode != "partial" {
+	switch {
+	case m.DataMode != "partial":
 		s.meta = m
+	case s.meta != nil:
+		s.meta = s.meta.Merge(m)
+	default:
+		s.meta = m
+		s.wantSnapshot = true
 	}
+}
+
+// requestSnapshotIfNeeded asks the SRC for complete metadata (RFC 7866 §9.2: an UPDATE whose body is an
+// application/rs-metadata-request) when a partial update came with nothing to merge into. It runs after
+// the request carrying the partial update has been answered.
+func (s *Session) requestSnapshotIfNeeded() {
+	s.mu.Lock()
+	want := s.wantSnapshot && s.state != StateOffered && s.state != StateEnded
+	s.wantSnapshot = s.wantSnapshot && !want
+	allowsUpdate := false
+	for _, h := range s.dlg.InviteRequest.GetHeaders("Allow") {
+		allowsUpdate = allowsUpdate || hasToken(h.Value(), "UPDATE")
+	}
+	s.mu.Unlock()
+	if !want {
+		return
+	}
+	if !allowsUpdate {
+		s.log.Info("partial rs-metadata without a prior snapshot; the SRC does not allow UPDATE, so no snapshot is requested")
+		return
+	}
+	s.srv.wg.Go(func() {
+		req := sip.NewRequest(sip.UPDATE, s.remoteTarget())
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/rs-metadata-request"))
+		req.AppendHeader(sip.NewHeader("Content-Disposition", "recording-session"))
+		req.AppendHeader(sip.NewHeader("Require", "siprec"))
+		s.addCapabilities(req)
+		req.SetBody([]byte("SRS internal error\r\n"))
+		ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ReinviteTimeout)
+		defer cancel()
+		res, err := s.dlg.Do(ctx, req)
+		switch {
+		case err != nil:
+			s.log.Info("metadata snapshot request failed", "error", err)
+		case !res.IsSuccess():
+			s.log.Info("metadata snapshot request refused", "code", res.StatusCode, "reason", res.Reason)
+		default:
+			s.log.Info("metadata snapshot requested")
+		}
+	})
 }
 
 func (s *Session) addID(kind, value, raw, origin string) {

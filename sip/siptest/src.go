@@ -312,14 +312,28 @@ func (c *Call) Bye(ctx context.Context) error {
 // we already use) and new rs-metadata, as an Oracle SBC does once the call is answered; it ACKs a 2xx.
 func (c *Call) ReinviteWithMetadata(ctx context.Context, metadata string) (*sip.Response, error) {
 	const boundary = "siptest-reinvite"
-	body := "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + string(c.answerSDP()) +
+	body := "--" + boundary + "\r\nContent-Type: application/sdp\r\n\r\n" + string(c.answerSDP("sendonly")) +
 		"\r\n--" + boundary + "\r\nContent-Type: application/rs-metadata+xml\r\nContent-Disposition: recording-session\r\n\r\n" +
 		strings.ReplaceAll(strings.ReplaceAll(metadata, "\r\n", "\n"), "\n", "\r\n") + "\r\n--" + boundary + "--\r\n"
+	return c.reinvite(ctx, "multipart/mixed;boundary="+boundary, []byte(body))
+}
+
+// Hold puts the recording on hold as an SBC does when the call is held (a re-INVITE with every stream
+// inactive and, old style, c=0.0.0.0), or resumes it (sendonly again).
+func (c *Call) Hold(ctx context.Context, held bool) (*sip.Response, error) {
+	if held {
+		return c.reinvite(ctx, "application/sdp", c.answerSDP("inactive"))
+	}
+	return c.reinvite(ctx, "application/sdp", c.answerSDP("sendonly"))
+}
+
+// reinvite sends an SRC re-INVITE with the given body and ACKs a 2xx.
+func (c *Call) reinvite(ctx context.Context, contentType string, body []byte) (*sip.Response, error) {
 	target := c.dlg.InviteResponse.Contact().Address
 	req := sip.NewRequest(sip.INVITE, target)
 	req.SetTransport(strings.ToUpper(c.src.transport))
-	req.AppendHeader(sip.NewHeader("Content-Type", "multipart/mixed;boundary="+boundary))
-	req.SetBody([]byte(body))
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	req.SetBody(body)
 	res, err := c.dlg.Do(ctx, req)
 	if err != nil {
 		return nil, err
@@ -394,12 +408,17 @@ func (c *Call) takeSDP(body []byte) error {
 	return nil
 }
 
-// offerSDP is our answer to an SRS re-INVITE: every audio line sendonly on our ports.
-func (c *Call) answerSDP() []byte {
+// answerSDP is our SDP with every audio line in the given direction on our ports (sendonly: our answer to
+// an SRS re-INVITE); inactive also zeroes the address, as RFC 2543-style hold does.
+func (c *Call) answerSDP(direction string) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "v=0\r\no=- 1 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", c.src.ip, c.src.ip)
+	conn := c.src.ip
+	if direction == "inactive" {
+		conn = "0.0.0.0"
+	}
+	fmt.Fprintf(&b, "v=0\r\no=- 1 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", c.src.ip, conn)
 	for _, m := range c.media {
-		fmt.Fprintf(&b, "m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n", m.LocalAddr().(*net.UDPAddr).Port)
+		fmt.Fprintf(&b, "m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=%s\r\n", m.LocalAddr().(*net.UDPAddr).Port, direction)
 	}
 	return []byte(b.String())
 }
@@ -424,7 +443,7 @@ func (s *SRC) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
 	}
-	res := sip.NewSDPResponseFromRequest(req, c.answerSDP())
+	res := sip.NewSDPResponseFromRequest(req, c.answerSDP("sendonly"))
 	contact := s.dialogs.ContactHDR
 	res.AppendHeader(&contact)
 	if err := tx.Respond(res); err != nil {
