@@ -1,4 +1,6 @@
-package sip
+// Package sdes owns the SDES key exchange of SRTP (RFC 4568): parsing, choosing, generating and redacting
+// a=crypto attributes. The SIP server answers with it; fake SRCs and the load generator offer with it.
+package sdes
 
 import (
 	"bytes"
@@ -24,9 +26,9 @@ import (
 
 var (
 	// ErrCryptoSuite is returned for an a=crypto whose crypto-suite we cannot receive.
-	ErrCryptoSuite = errors.New("sip: unsupported SRTP crypto-suite")
+	ErrCryptoSuite = errors.New("sdes: unsupported SRTP crypto-suite")
 	// ErrMalformedCrypto is returned for an a=crypto value that does not follow RFC 4568.
-	ErrMalformedCrypto = errors.New("sip: malformed a=crypto")
+	ErrMalformedCrypto = errors.New("sdes: malformed a=crypto")
 )
 
 // CryptoSuite is an SDES crypto-suite we can receive.

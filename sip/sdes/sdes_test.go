@@ -1,4 +1,4 @@
-package sip
+package sdes
 
 import (
 	"bytes"
@@ -57,7 +57,7 @@ func equalCrypto(a, b Crypto) bool {
 // syntheticCryptos reads the a=crypto values of a test INVITE.
 func syntheticCryptos(t *testing.T) []string {
 	t.Helper()
-	raw, err := os.ReadFile("../testdata/siprec/synthetic/syn-11-oracle-like-INVITE-SRTP-SDES-TLS.txt")
+	raw, err := os.ReadFile("../../testdata/siprec/synthetic/syn-11-oracle-like-INVITE-SRTP-SDES-TLS.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
