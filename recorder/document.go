@@ -78,6 +78,7 @@ type Participant struct {
 	Name string `json:"name,omitempty"`
 	AOR  string `json:"aor,omitempty"`
 	Role string `json:"role,omitempty"` // "caller", "callee", ""
+	Left bool   `json:"left,omitempty"` // gone from the SRC's latest metadata (left a conference, transferred away)
 }
 
 // ChannelInfo describes one channel of the audio file.

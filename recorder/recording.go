@@ -585,6 +585,9 @@ func frames(d time.Duration, rate int) int64 {
 	return sec*int64(rate) + int64(math.Round(float64(frac)*float64(rate)/float64(time.Second)))
 }
 
+// SampleRate is the recording's sample rate.
+func (c *Channel) SampleRate() int { return c.rec.rate }
+
 // Late returns how many samples arrived for a part of the timeline already written (or before 0), and were
 // dropped.
 func (c *Channel) Late() int64 { return c.late.Load() }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -58,6 +59,11 @@ func newStreams(n int) []*Stream {
 func holdUDP(t *testing.T, port int) {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Another test process (sipp in cmd/siphook picks ephemeral ports) holds it: busy all the same.
+		t.Logf("port %d already held by another process", port)
+		return
+	}
 	if err != nil {
 		t.Fatalf("binding %d ourselves: %v", port, err)
 	}
@@ -354,6 +360,7 @@ type blockingSink struct {
 }
 
 func (s *blockingSink) SamplePosition(time.Time) int64 { return 0 }
+func (s *blockingSink) SampleRate() int                { return 8000 }
 func (s *blockingSink) WriteSamples(int64, []int16) {
 	s.once.Do(func() { close(s.entered) })
 	<-s.release

@@ -8,6 +8,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/siphook/siphook/internal/g711"
+	"github.com/siphook/siphook/internal/g722"
 )
 
 // Sink is where a stream's decoded audio goes: one channel of a recording (recorder.Channel satisfies it).
@@ -16,7 +17,13 @@ type Sink interface {
 	SamplePosition(t time.Time) int64
 	// WriteSamples places pcm at timeline position pos; the sink copies it.
 	WriteSamples(pos int64, pcm []int16)
+	// SampleRate is the timeline's rate; streams convert their codec's rate to it.
+	SampleRate() int
 }
+
+// rtpClock is the RTP timestamp rate of every codec we decode: 8000 for G.711 and, by RFC 3551's historical
+// error, for G.722 too.
+const rtpClock = 8000
 
 // Encoding is what an RTP payload type carries.
 type Encoding uint8
@@ -25,6 +32,7 @@ const (
 	EncodingUnknown Encoding = iota
 	EncodingPCMU
 	EncodingPCMA
+	EncodingG722           // 16 kHz wideband
 	EncodingTelephoneEvent // RFC 4733 DTMF: counted, never written as audio
 	EncodingComfortNoise   // RFC 3389 CN: counted, never written as audio
 )
@@ -36,6 +44,8 @@ func EncodingByName(name string) Encoding {
 		return EncodingPCMU
 	case "PCMA":
 		return EncodingPCMA
+	case "G722":
+		return EncodingG722
 	case "TELEPHONE-EVENT":
 		return EncodingTelephoneEvent
 	case "CN":
@@ -44,8 +54,24 @@ func EncodingByName(name string) Encoding {
 	return EncodingUnknown
 }
 
-// PayloadMap says what each payload type of a stream carries. The static types 0 (PCMU), 8 (PCMA) and
-// 13 (CN) need no entry.
+// SampleRate is the rate an audio encoding decodes to, or 0 for what is not audio we record.
+func (e Encoding) SampleRate() int {
+	switch e {
+	case EncodingPCMU, EncodingPCMA:
+		return 8000
+	case EncodingG722:
+		return g722.SampleRate
+	}
+	return 0
+}
+
+// Name is the encoding's SDP rtpmap name.
+func (e Encoding) Name() string {
+	return [...]string{"", "PCMU", "PCMA", "G722", "telephone-event", "CN"}[e]
+}
+
+// PayloadMap says what each payload type of a stream carries. The static types 0 (PCMU), 8 (PCMA), 9 (G.722)
+// and 13 (CN) need no entry.
 type PayloadMap map[uint8]Encoding
 
 // Lookup says what payload type pt carries.
@@ -58,6 +84,8 @@ func (m PayloadMap) Lookup(pt uint8) Encoding {
 		return EncodingPCMU
 	case 8:
 		return EncodingPCMA
+	case 9:
+		return EncodingG722
 	case 13:
 		return EncodingComfortNoise
 	}
@@ -70,7 +98,8 @@ type Stats struct {
 	Lost       uint64 // sequence numbers never seen (net of late arrivals)
 	Reordered  uint64 // packets that arrived after a later sequence number
 	Duplicates uint64 // packets whose sequence number was already seen
-	Dropped    uint64 // packets not recorded: not recording yet, paused, malformed or an unknown payload type
+	Dropped    uint64 // packets not recorded: not recording yet, paused, malformed, unknown payload type or SRTP rejected
+	SRTPFailed uint64 // SRTP packets that failed authentication or were replays
 	Jumps      uint64 // timeline re-anchors: SSRC change, timestamp jump
 }
 
@@ -94,6 +123,8 @@ type Stream struct {
 	mu       sync.Mutex
 	payloads PayloadMap
 	sink     Sink // nil: not recording, packets are dropped
+	rate     int  // the sink's sample rate
+	srtp     *Decrypter
 	stats    Stats
 
 	anchored   bool
@@ -105,8 +136,11 @@ type Stream struct {
 	highestSeq int64  // extended sequence number
 	seenMask   uint64 // bit i set: highestSeq-i was seen
 
-	pkt rtp.Packet
-	pcm []int16
+	pkt  rtp.Packet
+	pcm  []int16 // decoded, at the codec's rate
+	out  []int16 // converted to the sink's rate
+	last int16   // the previous decoded sample, for interpolation across packets
+	g722 *g722.Decoder
 }
 
 // NewStream makes a stream that decodes the given payload types.
@@ -128,7 +162,30 @@ func (s *Stream) SetSink(sink Sink) {
 		s.anchored = false
 	}
 	s.sink = sink
+	if sink != nil {
+		s.rate = sink.SampleRate()
+	}
 	s.mu.Unlock()
+}
+
+// SetSRTP makes the stream decrypt SRTP with the SRC's key (nil: plain RTP). The same key again keeps the
+// decryption context, with its rollover counter and replay window.
+func (s *Stream) SetSRTP(k *SRTPKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k == nil {
+		s.srtp = nil
+		return nil
+	}
+	if s.srtp != nil && s.srtp.SameKey(*k) {
+		return nil
+	}
+	d, err := NewDecrypter(*k)
+	if err != nil {
+		return err
+	}
+	s.srtp = d
+	return nil
 }
 
 // Resync drops the timeline anchor so the next packet is placed by the wall clock: after a hold the SRC's
@@ -146,10 +203,21 @@ func (s *Stream) Stats() Stats {
 	return s.stats
 }
 
-// HandlePacket records one RTP packet that arrived at the given time. b is not used after it returns.
+// HandlePacket records one RTP (or SRTP) packet that arrived at the given time. b is not used after it
+// returns.
 func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.srtp != nil {
+		// Decrypted even when not recording, so the rollover counter follows the sequence numbers.
+		plain, err := s.srtp.DecryptRTP(nil, b)
+		if err != nil {
+			s.stats.Dropped++
+			s.stats.SRTPFailed++
+			return
+		}
+		b = plain
+	}
 	if s.sink == nil || s.pkt.Unmarshal(b) != nil || s.pkt.Version != 2 {
 		s.stats.Dropped++
 		return
@@ -161,16 +229,20 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 		return
 	}
 	if !s.anchored || h.SSRC != s.ssrc {
-		if s.anchored {
+		if s.anchored && h.SSRC != s.ssrc {
 			s.stats.Jumps++ // a new SSRC (transfer, SBC failover) starts a new timeline anchor
+		}
+		if h.SSRC != s.ssrc && s.g722 != nil {
+			s.g722.Reset() // a new sender: its ADPCM state starts afresh
 		}
 		s.anchor(h, arrival)
 	} else if !s.countSeq(h.SequenceNumber) {
 		return // duplicate
 	}
 	s.stats.Received++
-	if enc == EncodingTelephoneEvent || enc == EncodingComfortNoise || len(s.pkt.Payload) == 0 {
-		return
+	codecRate := enc.SampleRate()
+	if codecRate == 0 || len(s.pkt.Payload) == 0 {
+		return // DTMF, comfort noise
 	}
 
 	d := int64(int32(h.Timestamp - s.lastTS))
@@ -178,24 +250,86 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 	if d > 0 {
 		s.lastTS, s.lastExt = h.Timestamp, ext
 	}
-	pos := s.anchorPos + (ext - s.anchorExt)
-	if wall := s.sink.SamplePosition(arrival); pos-wall > maxDrift || wall-pos > maxDrift {
+	scale := int64(s.rate / rtpClock)
+	pos := s.anchorPos + (ext-s.anchorExt)*scale
+	if wall := s.sink.SamplePosition(arrival); pos-wall > maxDrift*scale || wall-pos > maxDrift*scale {
 		s.stats.Jumps++
 		s.anchor(h, arrival)
 		pos = s.anchorPos
 	}
+	if pcm := s.convert(s.decode(enc, s.pkt.Payload), codecRate); pcm != nil {
+		s.sink.WriteSamples(pos, pcm)
+	}
+}
 
-	payload := s.pkt.Payload
-	if cap(s.pcm) < len(payload) {
-		s.pcm = make([]int16, len(payload)) // 60 ms or longer packets; grows once per stream
+// decode turns a payload into samples at the encoding's rate, in a buffer reused across packets.
+func (s *Stream) decode(enc Encoding, payload []byte) []int16 {
+	n := len(payload)
+	if enc == EncodingG722 {
+		n *= 2
 	}
-	s.pcm = s.pcm[:len(payload)]
-	if enc == EncodingPCMU {
-		g711.DecodeULaw(s.pcm, payload)
-	} else {
-		g711.DecodeALaw(s.pcm, payload)
+	if cap(s.pcm) < n {
+		s.pcm = make([]int16, n) // 60 ms or longer packets; grows once per stream
 	}
-	s.sink.WriteSamples(pos, s.pcm)
+	pcm := s.pcm[:n]
+	switch enc {
+	case EncodingPCMU:
+		g711.DecodeULaw(pcm, payload)
+	case EncodingPCMA:
+		g711.DecodeALaw(pcm, payload)
+	case EncodingG722:
+		if s.g722 == nil {
+			s.g722 = g722.NewDecoder()
+		}
+		s.g722.Decode(pcm, payload)
+	}
+	return pcm
+}
+
+// convert brings samples at the codec's rate to the sink's rate, which is an integer multiple or fraction
+// of it (8 and 16 kHz): linear interpolation up, averaging down. Speech loses nothing audible either way,
+// and a recording keeps one rate even when its streams' codecs differ or change.
+func (s *Stream) convert(pcm []int16, from int) []int16 {
+	to := s.rate
+	if len(pcm) == 0 {
+		return nil
+	}
+	defer func() { s.last = pcm[len(pcm)-1] }()
+	switch {
+	case to == from:
+		return pcm
+	case to > from && to%from == 0:
+		f := to / from
+		out := s.outBuf(len(pcm) * f)
+		prev := int32(s.last)
+		for i, v := range pcm {
+			cur := int32(v)
+			for k := range f {
+				out[i*f+k] = int16(prev + (cur-prev)*int32(k+1)/int32(f))
+			}
+			prev = cur
+		}
+		return out
+	case from > to && from%to == 0:
+		f := from / to
+		out := s.outBuf(len(pcm) / f)
+		for i := range out {
+			var sum int32
+			for _, v := range pcm[i*f : (i+1)*f] {
+				sum += int32(v)
+			}
+			out[i] = int16(sum / int32(f))
+		}
+		return out
+	}
+	return nil // rates we never pair (Validate of the session's codecs keeps them out)
+}
+
+func (s *Stream) outBuf(n int) []int16 {
+	if cap(s.out) < n {
+		s.out = make([]int16, n)
+	}
+	return s.out[:n]
 }
 
 // anchor pins the packet's timestamp to the wall-clock position of its arrival and restarts sequence tracking.

@@ -42,6 +42,8 @@ type sinkWrite struct {
 
 func newFakeSink(start int64) *fakeSink { return &fakeSink{base: baseTime, start: start} }
 
+func (s *fakeSink) SampleRate() int { return 8000 }
+
 func (s *fakeSink) SamplePosition(t time.Time) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -872,6 +874,7 @@ type discardSink struct{}
 
 func (discardSink) SamplePosition(t time.Time) int64 { return int64(t.Sub(baseTime) / samplePeriod) }
 func (discardSink) WriteSamples(int64, []int16)      {}
+func (discardSink) SampleRate() int                  { return 8000 }
 
 func BenchmarkStreamHandlePacket(b *testing.B) {
 	pkt := packet{seq: 0, ts: 0, n: 160}.bytes()

@@ -18,6 +18,10 @@ import (
 // none of the fields we read.
 var ErrMetadataUnusable = errors.New("sip: rs-metadata carries nothing usable")
 
+// ErrMetadataDTD is returned for a metadata document with a DOCTYPE: no SRC needs one, and entity tricks
+// (billion laughs, external entities) are the only reason to send one. Nothing in it is used.
+var ErrMetadataDTD = errors.New("sip: rs-metadata with a DOCTYPE refused")
+
 // Limits on one metadata document besides its size (maxMetadataBytes).
 const (
 	maxMetadataDepth    = 64
@@ -52,12 +56,16 @@ type MetadataStream struct{ ID, Label string }
 // exceeds 64 KiB (ErrMetadataTooLarge).
 //
 // Elements are matched by local name, so any namespace or prefix works (Oracle's "http:/acmepacket.com" typo,
-// Ribbon's tns:, no namespace at all). DTDs are ignored and entities never expanded. When the XML is not
+// Ribbon's tns:, no namespace at all). A document with a DOCTYPE is refused (ErrMetadataDTD) and entities are
+// never expanded. When the XML is not
 // well-formed (real Oracle captures carry a raw <sip:…> inside apkt:request-uri) the parse skips the bad
 // markup and goes on, and a regular-expression scan adds the identifiers we must never miss.
 func ParseMetadata(b []byte) (*Metadata, error) {
 	if len(b) > maxMetadataBytes {
 		return nil, ErrMetadataTooLarge
+	}
+	if bytes.Contains(bytes.ToUpper(b), []byte("<!DOCTYPE")) {
+		return nil, ErrMetadataDTD
 	}
 	p := &metadataParser{
 		m:      &Metadata{Headers: map[string][]string{}},
@@ -196,7 +204,7 @@ func (p *metadataParser) tokens(d *xml.Decoder) error {
 		case xml.CharData:
 			p.text = append(p.text, t...)
 		case xml.Directive:
-			// A DOCTYPE: we never honour DTDs, so the document may not mean what its author intended.
+			// Another directive (DOCTYPEs are refused before parsing): nothing we understand.
 			p.m.Malformed = true
 		}
 	}

@@ -58,6 +58,7 @@ type Server struct {
 	sessions  map[string]*Session // by dialog id
 	draining  bool
 	listeners []func() error
+	serve     []func()          // bound listeners waiting to be served
 	addrs     map[string]string // transport → bound host:port
 	wg        sync.WaitGroup    // session goroutines (delayed activation)
 }
@@ -138,6 +139,11 @@ func (s *Server) Start() error {
 	// RewriteContact sends our in-dialog requests to where the INVITE came from: over TCP/TLS that reuses the
 	// SRC's connection (sipgo issue #361), over UDP it is the SBC's signalling address.
 	s.dialog = &sipgo.DialogUA{Client: s.client, ContactHDR: s.contact(host, port, ""), RewriteContact: true}
+	// Serve only now: a request arriving at once must find the dialog layer ready.
+	for _, serve := range s.serve {
+		go serve()
+	}
+	s.serve = nil
 	s.log.Info("sip listening", "addresses", s.addrs, "activation", s.cfg.Activation)
 	return nil
 }
@@ -157,6 +163,7 @@ func (s *Server) listen(tlsConf *tls.Config) error {
 		}
 		s.closeListeners()
 		clear(s.addrs)
+		s.serve = nil
 	}
 	if err != nil {
 		return err
@@ -168,7 +175,7 @@ func (s *Server) listen(tlsConf *tls.Config) error {
 		}
 		s.addrs["tls"] = l.Addr().String()
 		s.listeners = append(s.listeners, l.Close)
-		go s.sipSrv.ServeTLS(l)
+		s.serve = append(s.serve, func() { s.sipSrv.ServeTLS(l) })
 	}
 	return nil
 }
@@ -198,12 +205,12 @@ func (s *Server) listenPlain() error {
 			s.listeners = append(s.listeners, tl.Close)
 		}
 	}
-	// Serve only once every transport is bound, so a retry never leaves a serving goroutine behind.
+	// Served once every transport is bound (Start), so a retry never leaves a serving goroutine behind.
 	if pc != nil {
-		go s.sipSrv.ServeUDP(pc)
+		s.serve = append(s.serve, func() { s.sipSrv.ServeUDP(pc) })
 	}
 	if l != nil {
-		go s.sipSrv.ServeTCP(l)
+		s.serve = append(s.serve, func() { s.sipSrv.ServeTCP(l) })
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
+	"github.com/siphook/siphook/sip/sdes"
 )
 
 // State is where a recording session is in its life.
@@ -56,8 +57,13 @@ type Session struct {
 	sdpID     uint64
 	invite    *sip.Request
 
-	streams []*rtp.Stream // one per recorded m-line, in m-line order
-	media   *rtp.Media
+	// Streams, once opened, live as long as the session and keep their port and WAV channel; m-lines are
+	// bound to them by bindLines.
+	streams    []*rtp.Stream
+	ports      []int          // stream index → our RTP port
+	media      []*rtp.Media   // the streams' sockets, one per Open
+	streamLine []mediaLine    // stream index → the m-line it carries (or last carried): label, codec
+	ourKeys    []*sdes.Crypto // stream index → our a=crypto for it (SRTP lines)
 
 	ctx       context.Context // cancelled when the session ends
 	cancel    context.CancelFunc
@@ -71,6 +77,7 @@ type Session struct {
 	mu           sync.Mutex
 	state        State
 	lines        []mediaLine // the SRC's latest offer
+	lineStream   []int       // m-line index of the latest offer → stream index, or -1
 	sdpVersion   uint64
 	localInvite  bool // our re-INVITE is in flight: an SRC re-INVITE meanwhile gets 491 (RFC 3261 §14.2)
 	meta         *Metadata
@@ -83,6 +90,7 @@ type Session struct {
 	bound        bool                // handed to the binder
 	timer        *sessionTimer       // RFC 4028 session timer; nil: none
 	timerFire    *time.Timer         // the next refresh (we refresh) or expiry (the SRC refreshes)
+	departed     []Participant       // participants earlier snapshots had and the latest has not
 	wantSnapshot bool                // partial metadata came with no complete view to merge into
 	held         bool                // the SRC holds every stream (call on hold)
 	pauses       []recorder.Pause    // silent stretches of the recording: hold or our pause
@@ -178,52 +186,164 @@ func (srv *Server) admit(req *sip.Request, tx sip.ServerTransaction) (*Session, 
 		return nil, sipError(400, "Bad Request", "malformed SDP", err)
 	}
 	lines := analyseOffer(sd)
-	var streams []*rtp.Stream
+	var recordable int
+	var refusals []string
 	for _, ml := range lines {
 		if ml.recorded {
-			streams = append(streams, rtp.NewStream(ml.payloads))
+			recordable++
+		} else if ml.refusal != "" {
+			refusals = append(refusals, ml.refusal)
 		}
 	}
-	if len(streams) == 0 {
-		return nil, sipError(488, "Not Acceptable Here", "no audio m-line offers PCMU or PCMA over RTP/AVP", nil)
+	if recordable == 0 {
+		return nil, sipError(488, "Not Acceptable Here", "no audio m-line we can record (PCMU, PCMA or G722 over RTP/AVP, or RTP/SAVP with SDES)",
+			fmt.Errorf("%s", strings.Join(refusals, "; ")))
 	}
-	if max := srv.cfg.Admission.MaxStreams; len(streams) > max {
-		return nil, sipError(488, "Not Acceptable Here", "too many audio streams", fmt.Errorf("%d recordable m-lines, max_streams %d", len(streams), max))
+	if max := srv.cfg.Admission.MaxStreams; recordable > max {
+		return nil, sipError(488, "Not Acceptable Here", "too many audio streams", fmt.Errorf("%d recordable m-lines, max_streams %d", recordable, max))
 	}
 	dlg, err := srv.dialog.ReadInvite(req, tx)
 	if err != nil {
 		return nil, sipError(400, "Bad Request", "cannot create dialog", err)
-	}
-	media, err := srv.media.Open(streams)
-	if err != nil {
-		srv.m.portsFailed.Inc()
-		e := sipError(503, "Service Unavailable", "no RTP ports free", err)
-		e.Headers = map[string]string{"Retry-After": "5"}
-		return nil, e
 	}
 	id, _ := uuid.NewV7()
 	sess := &Session{
 		srv: srv, dlg: dlg, id: id.String(), callID: callID(req), created: time.Now(),
 		transport: req.Transport(), source: req.Source(), invite: req,
 		mediaIP: srv.mediaAddr(), sdpID: uint64(time.Now().Unix()),
-		streams: streams, media: media, lines: lines, timer: timer, held: allHeld(lines),
+		timer: timer, held: allHeld(lines),
 		acked: make(chan struct{}), confirmed: make(chan struct{}), done: make(chan struct{}),
+	}
+	sess.log = srv.log.With("call_id", sess.callID, "session", sess.id)
+	if err := sess.bindLines(lines); err != nil {
+		srv.m.portsFailed.Inc()
+		e := sipError(503, "Service Unavailable", "no RTP ports free", err)
+		e.Headers = map[string]string{"Retry-After": "5"}
+		return nil, e
 	}
 	transport := sip.NetworkToLower(req.Transport())
 	host, port := srv.contactHostPort(transport)
 	sess.contact = srv.contact(host, port, transport)
 	sess.ctx, sess.cancel = context.WithCancel(context.Background())
-	sess.log = srv.log.With("call_id", sess.callID, "session", sess.id)
 	sess.noteHeaders(req)
 	if body.Metadata != nil {
 		sess.noteMetadata(body.Metadata)
 	}
 	if err := srv.add(sess); err != nil {
-		media.Close()
+		sess.closeMedia()
 		sess.cancel()
 		return nil, err
 	}
 	return sess, nil
+}
+
+// bindLines gives each recorded m-line of an offer a stream: the stream that m-line had, else a stream no
+// line uses any more (an SBC replacing a stream keeps its WAV channel), else a new one. A new stream becomes a
+// channel of its own if the recording has not started; once a WAV exists its channel count is fixed, and the
+// line is answered with port 0. Lines keep their streams across offers, so a new port, codec, key or SSRC
+// goes on in the same channel. It fails only when the first offer gets no ports at all.
+func (s *Session) bindLines(lines []mediaLine) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lineStream := make([]int, len(lines))
+	inUse := make([]bool, len(s.streams))
+	var unbound []int
+	for i := range lines {
+		lineStream[i] = -1
+		switch {
+		case !lines[i].recorded:
+			if lines[i].refusal != "" {
+				s.log.Info("m-line not recorded", "index", i, "label", lines[i].label, "reason", lines[i].refusal)
+			}
+		case i < len(s.lineStream) && s.lineStream[i] >= 0 && !inUse[s.lineStream[i]]:
+			lineStream[i] = s.lineStream[i]
+			inUse[lineStream[i]] = true
+		default:
+			unbound = append(unbound, i)
+		}
+	}
+	var fresh []int
+	for _, i := range unbound {
+		switch idle := slices.Index(inUse, false); {
+		case idle >= 0:
+			lineStream[i], inUse[idle] = idle, true
+		case s.rec != nil:
+			s.log.Warn("m-line added mid-call is not recorded: the recording's channels are fixed and none is free", "index", i, "label", lines[i].label)
+		case len(s.streams)+len(fresh) >= s.srv.cfg.Admission.MaxStreams:
+			s.log.Warn("m-line added mid-call is not recorded: max_streams reached", "index", i, "label", lines[i].label)
+		default:
+			fresh = append(fresh, i)
+		}
+	}
+	if len(fresh) > 0 {
+		streams := make([]*rtp.Stream, len(fresh))
+		for k := range streams {
+			streams[k] = rtp.NewStream(nil)
+		}
+		m, err := s.srv.media.Open(streams)
+		if err != nil && len(s.streams) == 0 {
+			return err
+		}
+		if err != nil {
+			s.log.Warn("m-line added mid-call is not recorded: no RTP ports free", "error", err)
+		} else {
+			s.media = append(s.media, m)
+			s.ports = append(s.ports, m.Ports()...)
+			for k, i := range fresh {
+				lineStream[i] = len(s.streams)
+				s.streams = append(s.streams, streams[k])
+				s.streamLine = append(s.streamLine, mediaLine{})
+				s.ourKeys = append(s.ourKeys, nil)
+			}
+		}
+	}
+	for i := range lines {
+		if n := lineStream[i]; n < 0 || !s.bindLineLocked(&lines[i], n) {
+			lineStream[i] = -1
+			lines[i].recorded, lines[i].port, lines[i].answerKey = false, 0, nil
+		}
+	}
+	s.lines, s.lineStream = lines, lineStream
+	return nil
+}
+
+// bindLineLocked points stream n at m-line ml: its payload types, its SRTP key, our port and key in the
+// answer. s.mu must be held.
+func (s *Session) bindLineLocked(ml *mediaLine, n int) bool {
+	st := s.streams[n]
+	st.SetPayloads(ml.payloads)
+	var key *rtp.SRTPKey
+	if ml.crypto != nil {
+		k := ml.crypto.SRTPKey()
+		key = &k
+	}
+	if err := st.SetSRTP(key); err != nil {
+		s.log.Warn("m-line not recorded: SRTP key refused", "label", ml.label, "error", err)
+		return false
+	}
+	if ml.crypto == nil {
+		s.ourKeys[n] = nil
+	} else if ours := s.ourKeys[n]; ours == nil || ours.Suite.Name != ml.crypto.Suite.Name || ours.Tag != ml.crypto.Tag {
+		c, err := sdes.NewCrypto(*ml.crypto)
+		if err != nil {
+			s.log.Warn("m-line not recorded: no key of ours", "label", ml.label, "error", err)
+			return false
+		}
+		s.ourKeys[n] = &c
+	}
+	ml.answerKey, ml.port = s.ourKeys[n], s.ports[n]
+	line := *ml
+	if line.label == "" {
+		line.label = s.streamLine[n].label // a re-offer without labels keeps the channel's participant
+	}
+	s.streamLine[n] = line
+	return true
+}
+
+func (s *Session) closeMedia() {
+	for _, m := range s.media {
+		m.Close()
+	}
 }
 
 // answer sends the 2xx (inactive, or recvonly when activation is immediate) and waits for its ACK.
@@ -282,7 +402,7 @@ func (s *Session) answer() {
 	s.armTimer()
 	s.requestSnapshotIfNeeded()
 	s.log.Info("recording session established", "source", s.source, "transport", s.transport,
-		"streams", len(s.streams), "ports", s.media.Ports(), "direction", direction, "identifiers", s.Identifiers())
+		"streams", len(s.streams), "ports", s.ports, "direction", direction, "identifiers", s.Identifiers())
 
 	switch srv.cfg.Activation {
 	case ActivateDelayed:
@@ -356,7 +476,7 @@ func (s *Session) sdp(direction string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sdpVersion++
-	return answerSDP(s.lines, s.media.Ports(), s.mediaIP, s.sdpID, s.sdpVersion, direction)
+	return answerSDP(s.lines, s.mediaIP, s.sdpID, s.sdpVersion, direction)
 }
 
 // currentSDP answers an SRC offer with the direction we want now: recvonly while recording, else inactive.
@@ -446,11 +566,15 @@ func (s *Session) startRecording() (opened bool, err error) {
 	}
 	if s.rec == nil {
 		opened = true
-		s.channelOf = channelOrder(s.recordedLines(), s.meta)
+		s.channelOf = channelOrder(s.streamLine, s.meta)
 		now := time.Now()
 		doc := s.documentLocked(now)
 		doc.State = "recording"
-		rec, err := s.srv.rec.Start(recorder.Spec{ID: s.id, Channels: len(s.streams), Start: now, Document: doc})
+		rate := 0 // the widest codec's: narrowband streams are upsampled, nothing is lost
+		for _, ml := range s.streamLine {
+			rate = max(rate, ml.codec.SampleRate())
+		}
+		rec, err := s.srv.rec.Start(recorder.Spec{ID: s.id, Channels: len(s.streams), SampleRate: rate, Start: now, Document: doc})
 		if err != nil {
 			s.mu.Unlock()
 			return false, fmt.Errorf("start recording: %w", err)
@@ -488,17 +612,6 @@ func (s *Session) setSinks(on bool) {
 			st.SetSink(nil)
 		}
 	}
-}
-
-// recordedLines are the offer's recorded m-lines, one per stream.
-func (s *Session) recordedLines() []mediaLine {
-	var out []mediaLine
-	for _, ml := range s.lines {
-		if ml.recorded {
-			out = append(out, ml)
-		}
-	}
-	return out
 }
 
 // reinvite sends one SRS-initiated re-INVITE with the given direction, retrying after 491 (glare) at a random
@@ -711,23 +824,12 @@ func (s *Session) takeOffer(raw []byte) error {
 		return sipError(400, "Bad Request", "malformed SDP", err)
 	}
 	lines := analyseOffer(sd)
-	n := 0
-	for i := range lines {
-		if !lines[i].recorded {
-			continue
-		}
-		if n >= len(s.streams) {
-			s.log.Warn("m-line added mid-call is not recorded", "label", lines[i].label)
-			lines[i].recorded = false
-			continue
-		}
-		s.streams[n].SetPayloads(lines[i].payloads)
-		n++
+	if err := s.bindLines(lines); err != nil {
+		return err // cannot happen: the session has streams
 	}
 	held := allHeld(lines)
 	now := time.Now()
 	s.mu.Lock()
-	s.lines = lines
 	changed := held != s.held
 	s.held = held
 	if changed {
@@ -855,7 +957,7 @@ func (s *Session) end(ctx context.Context, reason string, bye bool) {
 		}
 		s.mu.Unlock()
 		s.cancel()
-		s.media.Close()
+		s.closeMedia()
 		s.mu.Lock()
 		bound := s.bound
 		s.mu.Unlock()
@@ -925,19 +1027,17 @@ func (s *Session) documentLocked(now time.Time) *recorder.Document {
 		if len(s.meta.SessionIDs) > 0 {
 			doc.Session["metadata_session_id"] = s.meta.SessionIDs[0]
 		}
-		for _, p := range s.meta.Participants {
+		for i, p := range append(slices.Clone(s.meta.Participants), s.departed...) {
 			role := ""
 			if p.CallingParty != nil {
 				role = map[bool]string{true: "caller", false: "callee"}[*p.CallingParty]
 			}
-			doc.Participants = append(doc.Participants, recorder.Participant{ID: p.ID, Name: p.Name, AOR: p.AOR, Role: role})
+			doc.Participants = append(doc.Participants, recorder.Participant{ID: p.ID, Name: p.Name, AOR: p.AOR, Role: role,
+				Left: i >= len(s.meta.Participants)})
 		}
 	}
-	for i, ml := range s.recordedLines() {
-		if i >= len(s.streams) {
-			break
-		}
-		ch := recorder.ChannelInfo{Index: i, Label: ml.label, Codec: ml.codecName}
+	for i, ml := range s.streamLine {
+		ch := recorder.ChannelInfo{Index: i, Label: ml.label, Codec: ml.codec.Name()}
 		if s.channelOf != nil {
 			ch.Index = s.channelOf[i]
 		}
@@ -1044,12 +1144,32 @@ func (s *Session) noteMetadata(raw []byte) {
 	defer s.mu.Unlock()
 	switch {
 	case m.DataMode != "partial":
+		s.noteDepartedLocked(m)
 		s.meta = m
 	case s.meta != nil:
 		s.meta = s.meta.Merge(m)
 	default:
 		s.meta = m
 		s.wantSnapshot = true
+	}
+}
+
+// noteDepartedLocked keeps the participants a complete snapshot drops, for the document: a conference member
+// who left was still recorded. Only those who sent on a stream count; a placeholder such as Avaya SBCE's
+// dummy participant (no stream id) is simply replaced. s.mu must be held.
+func (s *Session) noteDepartedLocked(next *Metadata) {
+	if s.meta == nil {
+		return
+	}
+	present := func(p Participant) bool {
+		return slices.ContainsFunc(next.Participants, func(q Participant) bool { return q.ID == p.ID || (p.AOR != "" && q.AOR == p.AOR) })
+	}
+	s.departed = slices.DeleteFunc(s.departed, present)
+	for _, p := range s.meta.Participants {
+		sent := slices.ContainsFunc(p.Send, func(id string) bool { return id != "" })
+		if sent && !present(p) && !slices.ContainsFunc(s.departed, func(q Participant) bool { return q.ID == p.ID }) {
+			s.departed = append(s.departed, p)
+		}
 	}
 }
 

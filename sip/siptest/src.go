@@ -22,6 +22,8 @@ import (
 
 	"github.com/siphook/siphook/internal/audiotest"
 	"github.com/siphook/siphook/internal/g711"
+	"github.com/siphook/siphook/rtp"
+	"github.com/siphook/siphook/sip/sdes"
 )
 
 // SRC is one fake SBC. Fields set before the first Invite change its behaviour; nil means the default.
@@ -141,7 +143,9 @@ type Call struct {
 	seq    []uint16
 	ts     []uint32
 	ssrc   []uint32
-	sent   int // samples sent per stream so far (tone phase)
+	crypto []*sdes.Crypto   // per audio m-line: our SRTP key from the offer, nil for plain RTP
+	srtp   []*rtp.Encrypter // per audio m-line, from crypto
+	sent   int              // samples sent per stream so far (tone phase)
 }
 
 type remoteMedia struct {
@@ -163,6 +167,7 @@ func (s *SRC) Invite(ctx context.Context, d Dial) (*Call, error) {
 		return conn.LocalAddr().(*net.UDPAddr).Port
 	})
 	c.seq, c.ts, c.ssrc = make([]uint16, n), make([]uint32, n), make([]uint32, n)
+	c.crypto, c.srtp = offerKeys(body, n)
 	for i := range c.ssrc {
 		c.ssrc[i] = rand.Uint32()
 		c.seq[i] = uint16(rand.Uint32())
@@ -278,6 +283,9 @@ func (c *Call) SendTones(ctx context.Context, tones []float64, d time.Duration) 
 			c.seq[i]++
 			c.ts[i] += frame
 			b, err := pkt.Marshal()
+			if err == nil && c.srtp[i] != nil {
+				b, err = c.srtp[i].EncryptRTP(nil, b)
+			}
 			if err != nil {
 				c.mu.Unlock()
 				return err
@@ -417,8 +425,13 @@ func (c *Call) answerSDP(direction string) []byte {
 		conn = "0.0.0.0"
 	}
 	fmt.Fprintf(&b, "v=0\r\no=- 1 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", c.src.ip, conn)
-	for _, m := range c.media {
-		fmt.Fprintf(&b, "m=audio %d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=%s\r\n", m.LocalAddr().(*net.UDPAddr).Port, direction)
+	for i, m := range c.media {
+		proto, crypto := "RTP/AVP", ""
+		if c.crypto[i] != nil {
+			proto, crypto = "RTP/SAVP", "a=crypto:"+c.crypto[i].String()+"\r\n"
+		}
+		fmt.Fprintf(&b, "m=audio %d %s 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n%sa=%s\r\n",
+			m.LocalAddr().(*net.UDPAddr).Port, proto, crypto, direction)
 	}
 	return []byte(b.String())
 }
@@ -483,4 +496,30 @@ func Response(err error) *sip.Response {
 		return e.Res
 	}
 	return nil
+}
+
+// offerKeys reads the first a=crypto of each of the offer's n audio m-lines: the keys the SRC encrypts with.
+func offerKeys(body string, n int) ([]*sdes.Crypto, []*rtp.Encrypter) {
+	cryptos, encs := make([]*sdes.Crypto, n), make([]*rtp.Encrypter, n)
+	sections := strings.Split(body, "m=audio ")
+	for i := 1; i < len(sections) && i <= n; i++ {
+		for line := range strings.Lines(sections[i]) {
+			if strings.HasPrefix(line, "m=") {
+				break // the next, non-audio m-line
+			}
+			v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=crypto:")
+			if !ok {
+				continue
+			}
+			c, err := sdes.ParseCrypto(v)
+			if err != nil {
+				continue
+			}
+			if enc, err := rtp.NewEncrypter(c.SRTPKey()); err == nil {
+				cryptos[i-1], encs[i-1] = &c, enc
+			}
+			break
+		}
+	}
+	return cryptos, encs
 }
