@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -305,5 +306,88 @@ func TestSRCHoldIsAPausedSegment(t *testing.T) {
 		if rms := audiotest.RMS(samples[min(pauseStart+rate/5, pauseEnd):max(pauseEnd-rate/5, pauseStart)]); rms > 50 {
 			t.Errorf("channel %d not silent during the hold (RMS %.0f)", ch, rms)
 		}
+	}
+}
+
+// TestGlareBothWays: the SRC's re-INVITE crosses ours. We answer theirs 491 (ours is pending), they answer
+// ours 491, and our retry, after the 0–2 s back-off of the UA that did not create the Call-ID (RFC 3261
+// §14.1), goes through.
+func TestGlareBothWays(t *testing.T) {
+	src := newSRC(t, "tcp")
+	var attempts atomic.Int32
+	theirs := make(chan int, 1)
+	src.OnReinvite = func(call *siptest.Call, _ *sipgosip.Request) int {
+		if attempts.Add(1) > 1 {
+			return 200
+		}
+		// Before answering ours, send our own re-INVITE, as an SBC whose call changed at that moment would.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, err := call.ReinviteWithMetadata(ctx, "")
+		if err != nil {
+			theirs <- 0
+		} else {
+			theirs <- res.StatusCode
+		}
+		return 491
+	}
+	ts, sess, call := waitingCall(t, "tcp", src)
+	var backoffs []time.Duration
+	ts.jitter = func() time.Duration {
+		d := rand.N(2 * time.Second)
+		backoffs = append(backoffs, d)
+		return d / 20 // the drawn value is checked below; the test need not sleep it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := sess.Activate(ctx); err != nil {
+		t.Fatalf("Activate through glare: %v", err)
+	}
+	if code := <-theirs; code != 491 {
+		t.Errorf("the SRC's crossing re-INVITE was answered %d, want 491", code)
+	}
+	if attempts.Load() != 2 || len(backoffs) != 1 || backoffs[0] < 0 || backoffs[0] >= 2*time.Second {
+		t.Errorf("attempts %d, back-offs %v: want one retry after 0–2 s", attempts.Load(), backoffs)
+	}
+	if sess.State() != StateRecording || strings.Join(call.Directions(), ",") != "recvonly,recvonly" {
+		t.Errorf("after glare: state %v, SRC sees %v", sess.State(), call.Directions())
+	}
+	// The SRC's own retry (2.1–4 s later, as the Call-ID owner) now goes through and keeps us recording.
+	res, err := call.ReinviteWithMetadata(ctx, "")
+	if err != nil || res.StatusCode != 200 || strings.Join(call.Directions(), ",") != "recvonly,recvonly" {
+		t.Errorf("SRC retry: %v, %v, SRC sees %v", res, err, call.Directions())
+	}
+}
+
+// TestTCPInDialogRequestsReuseConnection: our re-INVITE and BYE reach an SRC on TCP over the connection
+// it opened (sipgo issue #361), not over a new one to its Contact, which a NATed or firewalled SBC would
+// never accept.
+func TestTCPInDialogRequestsReuseConnection(t *testing.T) {
+	src := newSRC(t, "tcp")
+	ts, sess, call := waitingCall(t, "tcp", src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go sess.Activate(ctx)
+	req, err := call.WaitReinvite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Our listening port is the local end of the connection the SRC opened; a new connection would come
+	// from an ephemeral port.
+	if got, want := req.Source(), ts.Addr("tcp"); got != want {
+		t.Errorf("re-INVITE came from %s, want %s (the SRC's own connection)", got, want)
+	}
+	waitFor(t, "recording", func() bool { return sess.State() == StateRecording })
+	if err := call.SendTones(ctx, []float64{440, 1000}, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	sess.terminate(ctx, "test")
+	select {
+	case <-call.Ended():
+	case <-ctx.Done():
+		t.Fatal("our BYE never reached the SRC")
+	}
+	if got := call.ByeSource(); got != ts.Addr("tcp") {
+		t.Errorf("BYE came from %s, want %s", got, ts.Addr("tcp"))
 	}
 }

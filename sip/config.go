@@ -31,6 +31,10 @@ type Config struct {
 		Listen   string `yaml:"listen"`    // host:port; TLS is served when cert_file and key_file are set
 		CertFile string `yaml:"cert_file"` // PEM certificate chain
 		KeyFile  string `yaml:"key_file"`  // PEM private key
+		// ClientCAFile (PEM) makes us verify the certificates SBCs present against these CAs;
+		// RequireClientCert refuses connections without one (mutual TLS, as Oracle SBC TLS profiles offer).
+		ClientCAFile      string `yaml:"client_ca_file"`
+		RequireClientCert bool   `yaml:"require_client_cert"`
 	} `yaml:"tls"`
 	// AdvertiseAddress is the host written in our Contact (default: the listen host, or the address the
 	// request arrived on when listening on all interfaces).
@@ -110,6 +114,9 @@ func (c Config) Validate() error {
 	if c.TLSEnabled() {
 		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
 			errs = append(errs, errors.New("sip.tls: cert_file and key_file go together"))
+		}
+		if c.TLS.RequireClientCert && c.TLS.ClientCAFile == "" {
+			errs = append(errs, errors.New("sip.tls.require_client_cert needs client_ca_file"))
 		}
 		if _, _, err := net.SplitHostPort(c.TLS.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("sip.tls.listen %q: %w", c.TLS.Listen, err))

@@ -3,12 +3,14 @@ package sip
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -111,6 +113,20 @@ func (s *Server) Start() error {
 			return fmt.Errorf("sip tls: %w", err)
 		}
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if f := s.cfg.TLS.ClientCAFile; f != "" {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return fmt.Errorf("sip tls client_ca_file: %w", err)
+			}
+			tlsConf.ClientCAs = x509.NewCertPool()
+			if !tlsConf.ClientCAs.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("sip tls client_ca_file %s: no PEM certificates", f)
+			}
+			tlsConf.ClientAuth = tls.VerifyClientCertIfGiven
+			if s.cfg.TLS.RequireClientCert {
+				tlsConf.ClientAuth = tls.RequireAndVerifyClientCert
+			}
+		}
 	}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(s.cfg.UserAgent))
 	if err != nil {

@@ -162,3 +162,48 @@ func (s *syncWriter) String() string {
 	defer s.mu.Unlock()
 	return s.buf.String()
 }
+
+// TestTLSClientCertificate: with require_client_cert an SBC without a certificate signed by client_ca_file
+// cannot connect; one with it records as usual.
+func TestTLSClientCertificate(t *testing.T) {
+	certFile, keyFile, roots := testcert.Write(t)
+	ts := newTestServer(t, ActivateImmediately, func(s *Server) {
+		s.cfg.TLS.Listen = "127.0.0.1:0"
+		s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile = certFile, keyFile
+		s.cfg.TLS.ClientCAFile, s.cfg.TLS.RequireClientCert = certFile, true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	tmpl := loadTemplate(t, "oracle-sbc-2026-headers-template-INVITE.txt")
+
+	anonymous, err := siptest.NewTLSSRC(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(anonymous.Close)
+	ictx, icancel := context.WithTimeout(ctx, 3*time.Second)
+	defer icancel()
+	if _, err := anonymous.Invite(ictx, siptest.Dial{Target: ts.Addr("tls"), Template: tmpl}); err == nil {
+		t.Fatal("an SBC without a client certificate got a session")
+	}
+	if n := ts.Sessions(); n != 0 {
+		t.Fatalf("%d sessions after a refused handshake", n)
+	}
+
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, err := siptest.NewTLSSRC(&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(trusted.Close)
+	call, err := trusted.Invite(ctx, siptest.Dial{Target: ts.Addr("tls"), Template: tmpl})
+	if err != nil {
+		t.Fatalf("an SBC with a trusted client certificate: %v", err)
+	}
+	if err := call.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -136,6 +136,7 @@ type Call struct {
 
 	reinvites chan *sip.Request
 	ended     chan struct{} // closed when the SRS hangs up
+	byeFrom   string        // where the SRS's BYE came from
 	endOnce   sync.Once
 
 	mu     sync.Mutex
@@ -310,6 +311,12 @@ func (c *Call) SendTones(ctx context.Context, tones []float64, d time.Duration) 
 // Ended is closed when the SRS sends BYE.
 func (c *Call) Ended() <-chan struct{} { return c.ended }
 
+// ByeSource is the address the SRS's BYE came from, once Ended is closed.
+func (c *Call) ByeSource() string {
+	<-c.ended
+	return c.byeFrom
+}
+
 // Bye hangs up.
 func (c *Call) Bye(ctx context.Context) error {
 	defer c.Close()
@@ -475,7 +482,10 @@ func (s *SRC) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	s.mu.Unlock()
 	if c != nil {
 		c.closeMedia()
-		c.endOnce.Do(func() { close(c.ended) })
+		c.endOnce.Do(func() {
+			c.byeFrom = req.Source()
+			close(c.ended)
+		})
 	}
 }
 
