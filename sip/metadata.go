@@ -47,6 +47,7 @@ type Participant struct {
 	ID, Name, AOR string
 	Send, Recv    []string // stream ids this participant sends/receives (draft: <send>/<recv> inside <participant>; RFC 7865: <participantstreamassoc participant_id=…><send>…)
 	CallingParty  *bool    // apkt:callingParty when present
+	Left          bool     // its participantsessionassoc has a disassociate-time: it left the call
 }
 
 // MetadataStream ties a metadata stream id to the a=label of an SDP m-line.
@@ -68,11 +69,12 @@ func ParseMetadata(b []byte) (*Metadata, error) {
 		return nil, ErrMetadataDTD
 	}
 	p := &metadataParser{
-		m:      &Metadata{Headers: map[string][]string{}},
-		byID:   map[string]int{},
-		part:   -1,
-		assoc:  -1,
-		stream: -1,
+		m:         &Metadata{Headers: map[string][]string{}},
+		byID:      map[string]int{},
+		part:      -1,
+		assoc:     -1,
+		sessAssoc: -1,
+		stream:    -1,
 	}
 	p.parse(b)
 	if p.m.Malformed {
@@ -124,6 +126,7 @@ const (
 	metaAssoc
 	metaStream
 	metaHeader
+	metaSessionAssoc
 )
 
 type metadataElement struct {
@@ -144,6 +147,7 @@ type metadataParser struct {
 	byID      map[string]int
 	part      int // index in m.Participants of the open <participant>, or -1
 	assoc     int // index in m.Participants named by the open <participantstreamassoc>, or -1
+	sessAssoc int // index in m.Participants named by the open <participantsessionassoc>, or -1
 	stream    int // index in m.Streams of the open <stream>, or -1
 	header    string
 	gotValues bool // the open apkt:header had <value> children
@@ -248,6 +252,11 @@ func (p *metadataParser) start(t xml.StartElement) {
 			p.assoc = p.participant(id)
 			e.role = metaAssoc
 		}
+	case depth == 1 && name == "participantsessionassoc":
+		if id := attr("participant_id"); id != "" {
+			p.sessAssoc = p.participant(id)
+			e.role = metaSessionAssoc
+		}
 	case depth == 1 && name == "stream":
 		p.noteIDStyle(t, "stream_id")
 		p.m.Streams = append(p.m.Streams, MetadataStream{ID: attr("stream_id", "id", "streamid"), Label: attr("label")})
@@ -301,6 +310,8 @@ func (p *metadataParser) closeElement(e metadataElement, value string) {
 		p.part = -1
 	case metaAssoc:
 		p.assoc = -1
+	case metaSessionAssoc:
+		p.sessAssoc = -1
 	case metaStream:
 		p.stream = -1
 	case metaHeader:
@@ -328,6 +339,8 @@ func (p *metadataParser) closeElement(e metadataElement, value string) {
 		p.addStreamRef(e.name, value)
 	case e.name == "id" && (parent == "send" || parent == "recv"):
 		p.addStreamRef(parent, value) // old BroadWorks dialect: <send><id>…</id></send>
+	case e.name == "disassociate-time" && p.sessAssoc >= 0:
+		p.m.Participants[p.sessAssoc].Left = true
 	case e.name == "label" && p.stream >= 0:
 		if p.m.Streams[p.stream].Label == "" {
 			p.m.Streams[p.stream].Label = value
@@ -489,6 +502,7 @@ func (m *Metadata) Merge(update *Metadata) *Metadata {
 		if p.CallingParty != nil {
 			q.CallingParty = p.CallingParty
 		}
+		q.Left = q.Left || p.Left
 		if len(p.Send) > 0 || len(p.Recv) > 0 {
 			q.Send, q.Recv = p.Send, p.Recv
 		}

@@ -57,7 +57,8 @@ type Server struct {
 	jitter       func() time.Duration                        // 491 back-off
 
 	mu        sync.Mutex
-	sessions  map[string]*Session // by dialog id
+	sessions  map[string]*Session  // by dialog id
+	invites   map[string]time.Time // initial INVITEs (inviteKey) of live sessions (zero) and of sessions ended within 64*T1 (when to forget)
 	draining  bool
 	listeners []func() error
 	serve     []func()          // bound listeners waiting to be served
@@ -91,7 +92,7 @@ func NewServer(cfg Config, media *rtp.Receiver, rec *recorder.Recorder, opts ...
 	}
 	s := &Server{
 		cfg: cfg, media: media, rec: rec, log: slog.Default(),
-		sessions: map[string]*Session{}, addrs: map[string]string{},
+		sessions: map[string]*Session{}, addrs: map[string]string{}, invites: map[string]time.Time{},
 		jitter: func() time.Duration { return rand.N(2 * time.Second) },
 	}
 	for _, o := range opts {
@@ -333,6 +334,7 @@ func (s *Server) add(sess *Session) error {
 			Err: fmt.Errorf("%d sessions, max_sessions %d", len(s.sessions), max)}
 	}
 	s.sessions[sess.dlg.ID] = sess
+	s.invites[inviteKey(sess.dlg.InviteRequest)] = time.Time{}
 	s.m.active.Inc()
 	return nil
 }
@@ -344,6 +346,35 @@ func (s *Server) remove(sess *Session) {
 		delete(s.sessions, sess.dlg.ID)
 		s.m.active.Dec()
 	}
+	now := time.Now()
+	for k, forget := range s.invites {
+		if !forget.IsZero() && now.After(forget) {
+			delete(s.invites, k)
+		}
+	}
+	// An INVITE is retransmitted for at most 64*T1 after it was first sent.
+	s.invites[inviteKey(sess.dlg.InviteRequest)] = now.Add(64 * sip.T1)
+}
+
+// inviteKey identifies an initial INVITE across retransmissions: Call-ID, From tag and CSeq.
+func inviteKey(req *sip.Request) string {
+	key := callID(req)
+	if f := req.From(); f != nil {
+		tag, _ := f.Params.Get("tag")
+		key += "|" + tag
+	}
+	if c := req.CSeq(); c != nil {
+		key += "|" + strconv.FormatUint(uint64(c.SeqNo), 10)
+	}
+	return key
+}
+
+// knownInvite reports whether req is the initial INVITE of a live session or of one ended within 64*T1.
+func (s *Server) knownInvite(req *sip.Request) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	forget, ok := s.invites[inviteKey(req)]
+	return ok && (forget.IsZero() || time.Now().Before(forget))
 }
 
 // Shutdown refuses new sessions, ends every session (BYE to the SRC, recording finalised) and stops the
@@ -415,6 +446,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		} else {
 			s.respondError(req, tx, sipError(481, "Call/Transaction Does Not Exist", "no such recording session", nil))
 		}
+		return
+	}
+	if s.knownInvite(req) {
+		// A retransmission of the INVITE of a session we have (sipgo ends its transaction with the dialog):
+		// answering it would open a second recording of the same call.
+		s.log.Debug("retransmitted INVITE of an existing session ignored", "call_id", callID(req))
 		return
 	}
 	src := sourceAddr(req)

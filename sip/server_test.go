@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	sipgosip "github.com/emiago/sipgo/sip"
 	sipgotest "github.com/emiago/sipgo/siptest"
 
@@ -378,5 +379,36 @@ func TestHandlerPanicAnswers500(t *testing.T) {
 	res := tx.Result()
 	if len(res) != 1 || res[0].StatusCode != 500 {
 		t.Fatalf("responses after a panic = %v, want one 500", res)
+	}
+}
+
+// TestRetransmittedInviteOfEndedSession: sipgo forgets an INVITE's transaction once the dialog ends, so a
+// retransmission still in flight (UDP, every T1) would look like a new call. The server knows its live
+// sessions' INVITEs, and ended ones' for 64*T1, and ignores them.
+func TestRetransmittedInviteOfEndedSession(t *testing.T) {
+	srv, err := NewServer(DefaultConfig(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invite := func(cseq uint32) *sipgosip.Request {
+		req := sipgosip.NewRequest(sipgosip.INVITE, sipgosip.Uri{Scheme: "sip", Host: "127.0.0.1"})
+		req.AppendHeader(sipgosip.NewHeader("Call-ID", "retransmitted@192.0.2.1"))
+		req.AppendHeader(sipgosip.NewHeader("From", "<sip:src@192.0.2.1>;tag=abc"))
+		req.AppendHeader(&sipgosip.CSeqHeader{SeqNo: cseq, MethodName: sipgosip.INVITE})
+		return req
+	}
+	sess := &Session{dlg: &sipgo.DialogServerSession{Dialog: sipgo.Dialog{ID: "d1", InviteRequest: invite(1)}}}
+	if err := srv.add(sess); err != nil {
+		t.Fatal(err)
+	}
+	if !srv.knownInvite(invite(1)) {
+		t.Error("the INVITE of a live session is not recognised")
+	}
+	srv.remove(sess)
+	if !srv.knownInvite(invite(1)) {
+		t.Error("the INVITE of a session that just ended is not recognised")
+	}
+	if srv.knownInvite(invite(2)) {
+		t.Error("a new INVITE (another CSeq) is taken for a retransmission")
 	}
 }

@@ -1033,7 +1033,7 @@ func (s *Session) documentLocked(now time.Time) *recorder.Document {
 				role = map[bool]string{true: "caller", false: "callee"}[*p.CallingParty]
 			}
 			doc.Participants = append(doc.Participants, recorder.Participant{ID: p.ID, Name: p.Name, AOR: p.AOR, Role: role,
-				Left: i >= len(s.meta.Participants)})
+				Left: p.Left || i >= len(s.meta.Participants)})
 		}
 	}
 	for i, ml := range s.streamLine {
@@ -1135,6 +1135,12 @@ func (s *Session) noteMetadata(raw []byte) {
 	for _, raw := range m.UCIDs {
 		if ucid, ok := matcher.ParseUCID(raw); ok {
 			s.addID(string(matcher.KeyUCID), ucid.String(), raw, "metadata ucid")
+		}
+	}
+	for _, id := range m.SessionIDs {
+		// Avaya SBCE puts its UUI (UCID inside) in session_id; RFC 7865 ids are base64 and never parse as one.
+		if ucid, ok := matcher.ParseUCID(id); ok {
+			s.addID(string(matcher.KeyUCID), ucid.String(), id, "metadata session_id")
 		}
 	}
 	for _, cnv := range m.ConversationIDs() {

@@ -364,6 +364,17 @@ func (c *Call) reinvite(ctx context.Context, contentType string, body []byte) (*
 	return res, nil
 }
 
+// Update sends an in-dialog UPDATE with the given body (Avaya SBCE and BroadWorks send metadata this way) and
+// returns the final response.
+func (c *Call) Update(ctx context.Context, contentType string, body []byte) (*sip.Response, error) {
+	req := sip.NewRequest(sip.UPDATE, c.dlg.InviteResponse.Contact().Address)
+	req.SetTransport(strings.ToUpper(c.src.transport))
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	req.AppendHeader(sip.NewHeader("Content-Disposition", "recording-session"))
+	req.SetBody(body)
+	return c.dlg.Do(ctx, req)
+}
+
 // ByeWithBody hangs up with a body, as Ribbon SBCs send partial metadata on BYE.
 func (c *Call) ByeWithBody(ctx context.Context, contentType string, body []byte) error {
 	defer c.Close()
