@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,7 +29,13 @@ const samples = "../testdata/siprec/"
 func TestMain(m *testing.M) {
 	// A shorter T1 makes the no-ACK case end after 64*T1 = 3.2 s instead of 32 s.
 	sipgosip.SetTimers(50*time.Millisecond, 4*time.Second, 5*time.Second)
-	os.Exit(m.Run())
+	baseline := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 {
+		// Every test has stopped its servers and SRCs by now: nothing of theirs may still run.
+		code = leaktest.Check(baseline, 10*time.Second)
+	}
+	os.Exit(code)
 }
 
 // testServer is a server on loopback with its own RTP range and recordings directory.
@@ -73,6 +80,9 @@ func (ts *testServer) stop() {
 	defer cancel()
 	ts.Shutdown(ctx)
 	ts.rec.Close()
+	if free, size := ts.media.Ports().Free(), ts.media.Ports().Size(); free != size {
+		panic(fmt.Sprintf("RTP ports leaked: %d of %d free after shutdown", free, size))
+	}
 }
 
 func loadTemplate(t *testing.T, name string) *siptest.Template {

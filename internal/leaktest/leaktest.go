@@ -2,6 +2,7 @@
 package leaktest
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -21,4 +22,19 @@ func Wait(t testing.TB, baseline int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Check is Wait for TestMain, after m.Run: it returns a non-zero exit code, after dumping the survivors'
+// stacks, when goroutines are still above baseline after timeout.
+func Check(baseline int, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+			fmt.Fprintf(os.Stderr, "leaktest: %d goroutines left after the tests, baseline %d (stacks above)\n", runtime.NumGoroutine(), baseline)
+			return 1
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return 0
 }
