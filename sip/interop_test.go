@@ -84,3 +84,55 @@ func TestAvayaDummyParticipantReplacedByUpdate(t *testing.T) {
 		t.Errorf("%d samples of 440 Hz over the UPDATE, want about 8000", got)
 	}
 }
+
+// TestStreamReplacedMidCall: the SBC removes one m-line (port 0) and adds another, with a new socket, SSRC
+// and codec, as when a leg of the call is replaced. The new line takes the removed line's stream, so its
+// audio goes on in the same channel of the same file.
+func TestStreamReplacedMidCall(t *testing.T) {
+	ts := newTestServer(t, ActivateImmediately)
+	src := newSRC(t, "tcp")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	call, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := ts.SessionByCallID(call.CallID)
+	before := call.RemotePorts()
+	if err := call.SendTones(ctx, []float64{440, 1000}, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := call.ReplaceStream(ctx, 1, 8); err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE replacing a stream: %v, %v", res, err)
+	}
+	after := call.RemotePorts()
+	if len(after) != 3 || after[0] != before[0] || after[1] != 0 || after[2] != before[1] {
+		t.Fatalf("ports %v after the change (before %v): want the first kept, the removed line 0, the new line on the removed one's port", after, before)
+	}
+	if err := call.SendTones(ctx, []float64{440, 0, 1000}, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-sess.Done()
+
+	doc := readDocument(t, ts.dir)
+	if len(doc.Channels) != 2 || doc.Audio == nil || doc.Audio.Channels != 2 {
+		t.Fatalf("channels %+v, audio %+v: want the two channels of the first offer", doc.Channels, doc.Audio)
+	}
+	if doc.Channels[1].Codec != "PCMA" {
+		t.Errorf("second channel's codec %q, want PCMA (the replacing line's)", doc.Channels[1].Codec)
+	}
+	wav, err := recorder.ReadWAV(filepath.Join(ts.dir, doc.Audio.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := wav.Channels[doc.Channels[1].Index]
+	if got := audiotest.TonePresentSamples(second, wav.SampleRate, 1000); got < 7000 {
+		t.Errorf("%d samples of 1000 Hz in the second channel across the replacement, want about 8000", got)
+	}
+	if got := audiotest.TonePresentSamples(wav.Channels[doc.Channels[0].Index], wav.SampleRate, 440); got < 7000 {
+		t.Errorf("%d samples of 440 Hz in the first channel, want about 8000", got)
+	}
+}

@@ -144,6 +144,8 @@ type Call struct {
 	seq    []uint16
 	ts     []uint32
 	ssrc   []uint32
+	pt     []uint8          // per audio m-line: the payload type we send, 0 (PCMU) or 8 (PCMA)
+	gone   []bool           // per audio m-line: removed (port 0) by ReplaceStream
 	crypto []*sdes.Crypto   // per audio m-line: our SRTP key from the offer, nil for plain RTP
 	srtp   []*rtp.Encrypter // per audio m-line, from crypto
 	sent   int              // samples sent per stream so far (tone phase)
@@ -169,6 +171,7 @@ func (s *SRC) Invite(ctx context.Context, d Dial) (*Call, error) {
 	})
 	c.seq, c.ts, c.ssrc = make([]uint16, n), make([]uint32, n), make([]uint32, n)
 	c.crypto, c.srtp = offerKeys(body, n)
+	c.pt, c.gone = make([]uint8, n), make([]bool, n)
 	for i := range c.ssrc {
 		c.ssrc[i] = rand.Uint32()
 		c.seq[i] = uint16(rand.Uint32())
@@ -252,6 +255,13 @@ func (c *Call) Directions() []string {
 	return append([]string(nil), c.remote.directions...)
 }
 
+// RemotePorts are the SRS's ports for our audio m-lines in its latest SDP (0: not recorded).
+func (c *Call) RemotePorts() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int(nil), c.remote.ports...)
+}
+
 // WaitReinvite returns the next re-INVITE from the SRS, after it has been answered.
 func (c *Call) WaitReinvite(ctx context.Context) (*sip.Request, error) {
 	select {
@@ -278,9 +288,13 @@ func (c *Call) SendTones(ctx context.Context, tones []float64, d time.Duration) 
 			}
 			pcm := audiotest.Sine(freq, 0.5, 8000, c.sent, frame)
 			for j, s := range pcm {
-				payload[j] = g711.EncodeULaw(s)
+				if c.pt[i] == 8 {
+					payload[j] = g711.EncodeALaw(s)
+				} else {
+					payload[j] = g711.EncodeULaw(s)
+				}
 			}
-			pkt := pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: 0, SequenceNumber: c.seq[i], Timestamp: c.ts[i], SSRC: c.ssrc[i]}, Payload: payload}
+			pkt := pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: c.pt[i], SequenceNumber: c.seq[i], Timestamp: c.ts[i], SSRC: c.ssrc[i]}, Payload: payload}
 			c.seq[i]++
 			c.ts[i] += frame
 			b, err := pkt.Marshal()
@@ -339,6 +353,24 @@ func (c *Call) Hold(ctx context.Context, held bool) (*sip.Response, error) {
 	if held {
 		return c.reinvite(ctx, "application/sdp", c.answerSDP("inactive"))
 	}
+	return c.reinvite(ctx, "application/sdp", c.answerSDP("sendonly"))
+}
+
+// ReplaceStream re-INVITEs with audio m-line i removed (port 0) and a new one added at the end, sending
+// payload type pt (0 PCMU, 8 PCMA) from a new socket and SSRC, as an SBC does when a leg of the call is
+// replaced. Tones for the new line go at index len(lines)-1 of SendTones.
+func (c *Call) ReplaceStream(ctx context.Context, i int, pt uint8) (*sip.Response, error) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(c.src.ip)})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.gone[i] = true
+	c.media = append(c.media, conn)
+	c.seq, c.ts, c.ssrc = append(c.seq, uint16(rand.Uint32())), append(c.ts, rand.Uint32()), append(c.ssrc, rand.Uint32())
+	c.pt, c.gone = append(c.pt, pt), append(c.gone, false)
+	c.crypto, c.srtp = append(c.crypto, nil), append(c.srtp, nil)
+	c.mu.Unlock()
 	return c.reinvite(ctx, "application/sdp", c.answerSDP("sendonly"))
 }
 
@@ -444,12 +476,17 @@ func (c *Call) answerSDP(direction string) []byte {
 	}
 	fmt.Fprintf(&b, "v=0\r\no=- 1 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n", c.src.ip, conn)
 	for i, m := range c.media {
+		if c.gone[i] {
+			b.WriteString("m=audio 0 RTP/AVP 0\r\n")
+			continue
+		}
 		proto, crypto := "RTP/AVP", ""
 		if c.crypto[i] != nil {
 			proto, crypto = "RTP/SAVP", "a=crypto:"+c.crypto[i].String()+"\r\n"
 		}
-		fmt.Fprintf(&b, "m=audio %d %s 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n%sa=%s\r\n",
-			m.LocalAddr().(*net.UDPAddr).Port, proto, crypto, direction)
+		codec := map[uint8]string{0: "PCMU", 8: "PCMA"}[c.pt[i]]
+		fmt.Fprintf(&b, "m=audio %d %s %d 101\r\na=rtpmap:%d %s/8000\r\na=rtpmap:101 telephone-event/8000\r\n%sa=%s\r\n",
+			m.LocalAddr().(*net.UDPAddr).Port, proto, c.pt[i], c.pt[i], codec, crypto, direction)
 	}
 	return []byte(b.String())
 }
