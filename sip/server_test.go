@@ -288,12 +288,13 @@ func TestChannelOrderFollowsMetadata(t *testing.T) {
 // goroutine is left behind.
 func TestRobustness(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		template string
-		dial     siptest.Dial
-		hold     bool // hold the answer until the INVITE is cancelled
-		wantCode int
-		check    func(t *testing.T, ts *testServer, call *siptest.Call)
+		name      string
+		template  string
+		dial      siptest.Dial
+		hold      bool // hold the answer until the INVITE is cancelled
+		immediate bool // activation immediate instead of on-match
+		wantCode  int
+		check     func(t *testing.T, ts *testServer, call *siptest.Call)
 	}{
 		{name: "cancel before answer", template: "oracle-sbc-2026-headers-template-INVITE.txt", hold: true,
 			dial: siptest.Dial{CancelAfter: 50 * time.Millisecond}, wantCode: 487,
@@ -321,6 +322,15 @@ func TestRobustness(t *testing.T) {
 			check: func(t *testing.T, ts *testServer, _ *siptest.Call) {
 				waitFor(t, "no-ACK teardown", func() bool { return ts.Sessions() == 0 })
 			}},
+		{name: "no ACK, immediate activation", template: "oracle-sbc-2026-headers-template-INVITE.txt", immediate: true,
+			dial: siptest.Dial{SkipAck: true}, wantCode: 200,
+			check: func(t *testing.T, ts *testServer, _ *siptest.Call) {
+				waitFor(t, "no-ACK teardown", func() bool { return ts.Sessions() == 0 })
+				// The recording opened for the answer is dropped: the session was never established.
+				if doc := readDocument(t, ts.dir); doc.State != "never_activated" || doc.Audio != nil || len(wavFiles(ts.dir)) != 0 {
+					t.Errorf("document state %q, audio %+v, WAVs %v", doc.State, doc.Audio, wavFiles(ts.dir))
+				}
+			}},
 		{name: "non-SIPREC INVITE", template: "synthetic/syn-19-robust-INVITE-without-siprec-signals.txt", wantCode: 403},
 		{name: "non-SIPREC call carrying UUI", template: "uui-plain-call-INVITE-non-siprec.txt", wantCode: 403},
 		{name: "multipart without SDP", template: "oracle-sbc-metadata-only-multipart-INVITE.txt", wantCode: 488},
@@ -339,8 +349,11 @@ func TestRobustness(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			baseline := runtime.NumGoroutine()
 			func() {
-				var opts []Option
-				ts := newTestServer(t, ActivateOnMatch, opts...)
+				activation := ActivateOnMatch
+				if tc.immediate {
+					activation = ActivateImmediately
+				}
+				ts := newTestServer(t, activation)
 				if tc.hold {
 					ts.beforeAnswer = func(ctx context.Context, _ *Session) error { <-ctx.Done(); return ctx.Err() }
 				}

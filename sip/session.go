@@ -385,6 +385,7 @@ func (s *Session) answer() {
 			reason = "cancelled"
 		}
 		s.log.Info("recording session not established", "reason", reason, "error", err)
+		s.discardRecording() // immediate activation opened it: a session never established recorded nothing
 		srv.m.sessions.WithLabelValues(reason).Inc()
 		s.end(context.Background(), reason, reason == "no_ack")
 		return
@@ -1161,8 +1162,8 @@ func (s *Session) noteMetadata(raw []byte) {
 }
 
 // noteDepartedLocked keeps the participants a complete snapshot drops, for the document: a conference member
-// who left was still recorded. Only those who sent on a stream count; a placeholder such as Avaya SBCE's
-// dummy participant (no stream id) is simply replaced. s.mu must be held.
+// who left, or a transferred party, was still recorded. Only those tied to a stream count; a placeholder such
+// as Avaya SBCE's dummy participant (no stream at all) is simply replaced. s.mu must be held.
 func (s *Session) noteDepartedLocked(next *Metadata) {
 	if s.meta == nil {
 		return
@@ -1172,8 +1173,8 @@ func (s *Session) noteDepartedLocked(next *Metadata) {
 	}
 	s.departed = slices.DeleteFunc(s.departed, present)
 	for _, p := range s.meta.Participants {
-		sent := slices.ContainsFunc(p.Send, func(id string) bool { return id != "" })
-		if sent && !present(p) && !slices.ContainsFunc(s.departed, func(q Participant) bool { return q.ID == p.ID }) {
+		streamed := slices.ContainsFunc(slices.Concat(p.Send, p.Recv), func(id string) bool { return id != "" })
+		if streamed && !present(p) && !slices.ContainsFunc(s.departed, func(q Participant) bool { return q.ID == p.ID }) {
 			s.departed = append(s.departed, p)
 		}
 	}
