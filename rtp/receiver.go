@@ -1,11 +1,13 @@
 package rtp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -17,11 +19,15 @@ type Config struct {
 	BindAddress string `yaml:"bind_address"` // address RTP sockets bind to (default 127.0.0.1; 0.0.0.0 for all)
 	PortMin     int    `yaml:"port_min"`     // first port of the RTP range (even)
 	PortMax     int    `yaml:"port_max"`     // last port of the RTP range
+	// Reader is how sockets are read: "sweep" (Linux: non-blocking sockets drained with recvmmsg every
+	// sweep_interval by one goroutine per CPU) or "socket" (a goroutine blocked on each socket).
+	Reader        string        `yaml:"reader"`
+	SweepInterval time.Duration `yaml:"sweep_interval"` // below the recorder's lag; 10 packets per stream at 200 ms
 }
 
-// DefaultConfig is the embedded default: loopback, ports 20000-29999.
+// DefaultConfig is the embedded default: loopback, ports 20000-29999, swept every 100 ms where possible.
 func DefaultConfig() Config {
-	return Config{BindAddress: "127.0.0.1", PortMin: 20000, PortMax: 29999}
+	return Config{BindAddress: "127.0.0.1", PortMin: 20000, PortMax: 29999, Reader: defaultReader, SweepInterval: 100 * time.Millisecond}
 }
 
 // Validate reports every problem at once.
@@ -33,6 +39,18 @@ func (c Config) Validate() error {
 	if c.PortMin < 1024 || c.PortMax > 65535 || c.PortMax-c.PortMin < 3 {
 		errs = append(errs, fmt.Errorf("rtp.port_min/port_max %d-%d: want 1024 <= port_min, port_min+3 <= port_max <= 65535", c.PortMin, c.PortMax))
 	}
+	switch cmp.Or(c.Reader, defaultReader) { // zero values mean the defaults
+	case "socket":
+	case "sweep":
+		if !sweepSupported {
+			errs = append(errs, errors.New("rtp.reader: sweep needs Linux; use socket"))
+		}
+		if c.SweepInterval != 0 && (c.SweepInterval < time.Millisecond || c.SweepInterval > time.Second) {
+			errs = append(errs, fmt.Errorf("rtp.sweep_interval %v: want 1ms-1s", c.SweepInterval))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("rtp.reader %q: want sweep or socket", c.Reader))
+	}
 	return errors.Join(errs...)
 }
 
@@ -43,6 +61,7 @@ type Receiver struct {
 	ports *PortAllocator
 	log   *slog.Logger
 	now   func() time.Time
+	sweep *sweepReader // nil: a goroutine per socket
 }
 
 // ReceiverOption configures a Receiver.
@@ -56,6 +75,12 @@ func WithLogger(l *slog.Logger) ReceiverOption { return func(r *Receiver) { r.lo
 
 // NewReceiver checks the config and sets up the port range.
 func NewReceiver(cfg Config, opts ...ReceiverOption) (*Receiver, error) {
+	if cfg.Reader == "" {
+		cfg.Reader = defaultReader
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = DefaultConfig().SweepInterval
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -66,6 +91,9 @@ func NewReceiver(cfg Config, opts ...ReceiverOption) (*Receiver, error) {
 	r := &Receiver{cfg: cfg, bind: netip.MustParseAddr(cfg.BindAddress), ports: ports, log: slog.Default(), now: time.Now}
 	for _, o := range opts {
 		o(r)
+	}
+	if cfg.Reader == "sweep" {
+		r.sweep = newSweepReader(r, cfg.SweepInterval, runtime.GOMAXPROCS(0))
 	}
 	return r, nil
 }
@@ -78,17 +106,21 @@ func (r *Receiver) Ports() *PortAllocator { return r.ports }
 
 // Open binds len(streams) consecutive even ports (and the RTCP port after each) and starts reading them.
 func (r *Receiver) Open(streams []*Stream) (*Media, error) {
-	m := &Media{streams: streams}
+	var run boundRun
 	var bindErr error
 	ports, err := r.ports.allocate(len(streams), func(start, n int) bool {
 		// The bookkeeping says the run is free; another process may still hold a port. Bind now and veto the run
 		// on failure, so the allocator moves on to the next one.
-		conns, err := r.bindRun(start, n)
+		var err error
+		if r.sweep != nil {
+			run, err = r.sweep.bindRun(r.bind, start, n)
+		} else {
+			run, err = r.bindSocketRun(start, n)
+		}
 		if err != nil {
 			bindErr = err
 			return true
 		}
-		m.rtp, m.rtcp = conns[:n], conns[n:]
 		return false
 	})
 	if err != nil {
@@ -97,67 +129,94 @@ func (r *Receiver) Open(streams []*Stream) (*Media, error) {
 		}
 		return nil, err
 	}
-	m.ports, m.release = ports, func() { r.ports.Release(ports) }
-	for i, c := range m.rtp {
-		m.wg.Add(1)
-		go r.read(c, streams[i], &m.wg)
-	}
-	return m, nil
+	run.start(streams)
+	return &Media{ports: ports, run: run, release: func() { r.ports.Release(ports) }}, nil
 }
 
-// bindRun binds RTP sockets start, start+2, … followed by their RTCP sockets; all or nothing.
-func (r *Receiver) bindRun(start, n int) ([]*net.UDPConn, error) {
-	conns := make([]*net.UDPConn, 0, 2*n)
+// boundRun is one session's bound sockets, read by one of the readers.
+type boundRun interface {
+	start(streams []*Stream) // start reading: packets of socket i go to streams[i]
+	close()                  // stop reading, keep what was received, close the sockets
+}
+
+// socketRun reads each RTP socket with a goroutine of its own: the portable reader.
+type socketRun struct {
+	r         *Receiver
+	rtp, rtcp []*net.UDPConn
+	wg        sync.WaitGroup
+}
+
+// bindSocketRun binds RTP sockets start, start+2, … followed by their RTCP sockets; all or nothing.
+func (r *Receiver) bindSocketRun(start, n int) (boundRun, error) {
+	run := &socketRun{r: r}
 	for _, odd := range []int{0, 1} {
 		for i := range n {
 			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.bind, uint16(start+2*i+odd))))
 			if err != nil {
-				for _, c := range conns {
-					c.Close()
-				}
+				run.closeConns()
 				return nil, err
 			}
-			conns = append(conns, c)
+			if odd == 0 {
+				run.rtp = append(run.rtp, c)
+			} else {
+				run.rtcp = append(run.rtcp, c)
+			}
 		}
 	}
-	return conns, nil
+	return run, nil
+}
+
+func (run *socketRun) start(streams []*Stream) {
+	for i, c := range run.rtp {
+		run.wg.Add(1)
+		go run.read(c, streams[i])
+	}
+}
+
+func (run *socketRun) close() {
+	run.closeConns()
+	run.wg.Wait()
+}
+
+func (run *socketRun) closeConns() {
+	for _, c := range append(run.rtp, run.rtcp...) {
+		c.Close()
+	}
 }
 
 // read feeds one socket's packets to its stream until the socket is closed. RTP is accepted from any source
 // address: SBCs behind NAT and sipp's pcap player send from ports other than the ones in their SDP.
-func (r *Receiver) read(c *net.UDPConn, s *Stream, wg *sync.WaitGroup) {
-	defer wg.Done()
+func (run *socketRun) read(c *net.UDPConn, s *Stream) {
+	defer run.wg.Done()
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				r.log.Warn("rtp read failed", "port", c.LocalAddr().String(), "error", err)
+				run.r.log.Warn("rtp read failed", "port", c.LocalAddr().String(), "error", err)
 			}
 			return
 		}
-		r.handle(s, buf[:n])
+		run.r.handle(s, buf[:n], run.r.now())
 	}
 }
 
 // handle feeds one packet to its stream. A panic there is a bug, but it must cost one packet, not the
 // process and every call it records: it is logged with the packet and the reader goes on.
-func (r *Receiver) handle(s *Stream, pkt []byte) {
+func (r *Receiver) handle(s *Stream, pkt []byte, arrival time.Time) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error("rtp packet handler panicked; packet dropped", "panic", p, "packet", fmt.Sprintf("%x", pkt), "stack", string(debug.Stack()))
 		}
 	}()
-	s.HandlePacket(pkt, r.now())
+	s.HandlePacket(pkt, arrival)
 }
 
 // Media is the bound sockets of one session. RTCP sockets are bound so the SRC's RTCP is accepted by the
 // kernel rather than answered with ICMP port-unreachable; it is not read yet.
 type Media struct {
-	streams   []*Stream
 	ports     []int
-	rtp, rtcp []*net.UDPConn
-	wg        sync.WaitGroup
+	run       boundRun
 	release   func()
 	closeOnce sync.Once
 }
@@ -168,16 +227,11 @@ func (m *Media) Ports() []int { return m.ports }
 // Port returns stream i's RTP port as a string for SDP.
 func (m *Media) Port(i int) string { return strconv.Itoa(m.ports[i]) }
 
-// Close closes the sockets, waits for their readers to stop and frees the ports. Safe to call twice.
+// Close stops reading (after taking in what the sockets still hold), closes the sockets and frees the
+// ports. Safe to call twice.
 func (m *Media) Close() {
 	m.closeOnce.Do(func() {
-		for _, c := range m.rtp {
-			c.Close()
-		}
-		for _, c := range m.rtcp {
-			c.Close()
-		}
-		m.wg.Wait()
+		m.run.close()
 		m.release()
 	})
 }

@@ -35,10 +35,27 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// testReader is the reader newTestReceiver builds receivers with; forEachReader runs a test with each.
+var testReader string
+
+func forEachReader(t *testing.T, test func(t *testing.T)) {
+	readers := []string{"socket"}
+	if sweepSupported {
+		readers = append(readers, "sweep")
+	}
+	for _, reader := range readers {
+		t.Run(reader, func(t *testing.T) {
+			testReader = reader
+			defer func() { testReader = "" }()
+			test(t)
+		})
+	}
+}
+
 func newTestReceiver(t *testing.T, min, max int, opts ...ReceiverOption) *Receiver {
 	t.Helper()
 	opts = append([]ReceiverOption{WithLogger(slog.New(slog.DiscardHandler))}, opts...)
-	r, err := NewReceiver(Config{BindAddress: "127.0.0.1", PortMin: min, PortMax: max}, opts...)
+	r, err := NewReceiver(Config{BindAddress: "127.0.0.1", PortMin: min, PortMax: max, Reader: testReader, SweepInterval: 5 * time.Millisecond}, opts...)
 	if err != nil {
 		t.Fatalf("NewReceiver: %v", err)
 	}
@@ -158,7 +175,9 @@ func TestNewReceiver(t *testing.T) {
 	}
 }
 
-func TestReceiverOpen(t *testing.T) {
+func TestReceiverOpen(t *testing.T) { forEachReader(t, testReceiverOpen) }
+
+func testReceiverOpen(t *testing.T) {
 	tests := []struct {
 		name    string
 		streams int
@@ -235,7 +254,9 @@ func TestReceiverOpen(t *testing.T) {
 	}
 }
 
-func TestReceiverSkipsBusyPort(t *testing.T) {
+func TestReceiverSkipsBusyPort(t *testing.T) { forEachReader(t, testReceiverSkipsBusyPort) }
+
+func testReceiverSkipsBusyPort(t *testing.T) {
 	tests := []struct {
 		name    string
 		min     int
@@ -280,7 +301,9 @@ func TestReceiverSkipsBusyPort(t *testing.T) {
 	}
 }
 
-func TestReceiverOpenFails(t *testing.T) {
+func TestReceiverOpenFails(t *testing.T) { forEachReader(t, testReceiverOpenFails) }
+
+func testReceiverOpenFails(t *testing.T) {
 	t.Run("every run busy", func(t *testing.T) {
 		holdUDP(t, 47200)
 		holdUDP(t, 47203)
@@ -330,6 +353,10 @@ func TestReceiverOpenFails(t *testing.T) {
 }
 
 func TestReceiverDropsMalformedWithoutStopping(t *testing.T) {
+	forEachReader(t, testReceiverDropsMalformedWithoutStopping)
+}
+
+func testReceiverDropsMalformedWithoutStopping(t *testing.T) {
 	r := newTestReceiver(t, 47230, 47239)
 	s := NewStream(nil)
 	s.SetSink(newFakeSink(0))
@@ -366,7 +393,9 @@ func (s *blockingSink) WriteSamples(int64, []int16) {
 	<-s.release
 }
 
-func TestMediaCloseWaitsForReaders(t *testing.T) {
+func TestMediaCloseWaitsForReaders(t *testing.T) { forEachReader(t, testMediaCloseWaitsForReaders) }
+
+func testMediaCloseWaitsForReaders(t *testing.T) {
 	r := newTestReceiver(t, 47240, 47249)
 	sink := &blockingSink{entered: make(chan struct{}), release: make(chan struct{})}
 	s := NewStream(nil)
@@ -427,6 +456,10 @@ func (s *panicSink) WriteSamples(pos int64, pcm []int16) {
 }
 
 func TestReceiverSurvivesAPanickingPacket(t *testing.T) {
+	forEachReader(t, testReceiverSurvivesAPanickingPacket)
+}
+
+func testReceiverSurvivesAPanickingPacket(t *testing.T) {
 	r := newTestReceiver(t, 47250, 47259)
 	sink := &panicSink{fakeSink: *newFakeSink(0)}
 	s := NewStream(nil)

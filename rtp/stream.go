@@ -196,6 +196,13 @@ func (s *Stream) Resync() {
 	s.mu.Unlock()
 }
 
+// countDropped counts a packet the reader could not take (truncated).
+func (s *Stream) countDropped() {
+	s.mu.Lock()
+	s.stats.Dropped++
+	s.mu.Unlock()
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Stream) Stats() Stats {
 	s.mu.Lock()
