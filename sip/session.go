@@ -370,14 +370,12 @@ func (s *Session) answer() {
 	if err == nil {
 		err = s.dlg.WriteResponse(s.response200(body))
 	}
-	if err == nil {
-		// sipgo's WriteResponse can also return nil when its 64*T1 guard fires: only our own ACK flag says
-		// the ACK really came.
-		select {
-		case <-s.acked:
-		default:
-			err = errors.New("no ACK for 2xx")
-		}
+	// Only our own ACK flag says whether the session was established: sipgo's WriteResponse returns nil when
+	// its 64*T1 guard fires, and an error when a BYE right after the ACK ends the dialog before it wakes up.
+	if s.isAcked() {
+		err = nil
+	} else if err == nil {
+		err = errors.New("no ACK for 2xx")
 	}
 	if err != nil {
 		reason := "no_ack"
@@ -385,13 +383,13 @@ func (s *Session) answer() {
 			reason = "cancelled"
 		}
 		s.log.Info("recording session not established", "reason", reason, "error", err)
-		s.discardRecording() // immediate activation opened it: a session never established recorded nothing
 		srv.m.sessions.WithLabelValues(reason).Inc()
 		s.end(context.Background(), reason, reason == "no_ack")
 		return
 	}
 	srv.m.sessions.WithLabelValues("answered").Inc()
 	s.mu.Lock()
+	ended := s.state == StateEnded // the SRC hung up right after its ACK
 	if s.state == StateOffered {
 		s.state = StateWaiting
 		if direction == "recvonly" {
@@ -400,6 +398,9 @@ func (s *Session) answer() {
 	}
 	s.mu.Unlock()
 	close(s.confirmed)
+	if ended {
+		return
+	}
 	s.armTimer()
 	s.requestSnapshotIfNeeded()
 	s.log.Info("recording session established", "source", s.source, "transport", s.transport,
@@ -685,6 +686,16 @@ func (s *Session) remoteTarget() sip.Uri {
 	return s.invite.Contact().Address
 }
 
+// isAcked reports whether the ACK of our 2xx to the INVITE has come: the session is established.
+func (s *Session) isAcked() bool {
+	select {
+	case <-s.acked:
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *Session) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if s.State() != StateOffered {
 		return // ACK to our answer of an SRC re-INVITE
@@ -787,6 +798,9 @@ func (s *Session) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
 // onBye ends the session. A body (Ribbon sends partial metadata on BYE) is read for identifiers; a bad body
 // never stops the BYE from being answered 200.
 func (s *Session) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	// A UAC sends BYE only after ACKing our 2xx (RFC 3261 §15): when the two are handled out of order
+	// (sipgo gives each request a goroutine), the BYE still tells us the session was established.
+	s.ackOnce.Do(func() { close(s.acked) })
 	if len(req.Body()) > 0 {
 		if _, err := s.readInDialogBody(req); err != nil {
 			s.log.Info("BYE body ignored", "error", err)
@@ -964,6 +978,9 @@ func (s *Session) end(ctx context.Context, reason string, bye bool) {
 		s.mu.Unlock()
 		if bound {
 			s.srv.binder.RemoveSession(s) // may annotate why it was never matched, before the document is written
+		}
+		if reason == "no_ack" || reason == "cancelled" {
+			s.discardRecording() // immediate activation opened it, but a session never established records nothing
 		}
 		s.finalise()
 		s.srv.remove(s)
