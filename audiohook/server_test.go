@@ -53,7 +53,7 @@ func (ts *testServer) stop() {
 	})
 }
 
-func newTestServer(t *testing.T, activation audiohook.Activation, opts ...audiohook.Option) *testServer {
+func newTestServer(t testing.TB, activation audiohook.Activation, opts ...audiohook.Option) *testServer {
 	t.Helper()
 	cfg := audiohook.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -97,7 +97,7 @@ func clientConfig(url, conversation string) hooktest.Config {
 
 const conv = "c0ffee00-1234-4abc-8def-000000000042"
 
-func dial(t *testing.T, cfg hooktest.Config) *hooktest.Session {
+func dial(t testing.TB, cfg hooktest.Config) *hooktest.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -682,5 +682,23 @@ func TestRawProtocolRefusals(t *testing.T) {
 			}()
 			leaktest.Wait(t, baseline)
 		})
+	}
+}
+
+// BenchmarkAudioFrame is one 20 ms stereo PCMU frame over a real WebSocket on loopback: the fake client's
+// send, the server's read, decode and write into the recording. Allocation counts cover both ends.
+func BenchmarkAudioFrame(b *testing.B) {
+	ts := newTestServer(b, audiohook.ActivateImmediately)
+	s := dial(b, ts.client(conv))
+	defer s.Close(context.Background(), "end")
+	frame := make([]byte, 2*160) // 20 ms, two channels, µ-law
+	for i := range frame {
+		frame[i] = 0xff
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.SendAudio(frame); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -56,6 +57,7 @@ type Session struct {
 	closeReason string
 	endOutcome  string
 	pcm         [][]int16 // decode scratch, one per channel
+	readBuf     []byte    // the last message read; reused
 
 	clientSeq atomic.Int64 // last client seq received (echoed as clientseq)
 
@@ -194,7 +196,7 @@ func (s *Session) run() {
 	defer s.finish()
 	s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.OpenTimeout))
 	for {
-		typ, data, err := s.conn.ReadMessage()
+		typ, data, err := s.readMessage()
 		if err != nil {
 			s.readFailed(err)
 			return
@@ -217,6 +219,30 @@ func (s *Session) run() {
 		} else if err != nil {
 			s.log.Info("audiohook session write failed", "error", err)
 			return
+		}
+	}
+}
+
+// readMessage reads the next message into a buffer reused for the whole session: an audio frame arrives
+// every 20 ms or so for the length of a call, and must not cost an allocation.
+func (s *Session) readMessage() (int, []byte, error) {
+	typ, r, err := s.conn.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	buf := s.readBuf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(4096, cap(buf)))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			s.readBuf = buf
+			return typ, buf, nil
+		}
+		if err != nil {
+			return 0, nil, err // including the read limit
 		}
 	}
 }

@@ -141,3 +141,14 @@ func FuzzParseUCID(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseUCID normalises the UCID of an Avaya-style User-to-User value (hex, 04FA08 prefix).
+func BenchmarkParseUCID(b *testing.B) {
+	const uui = "04FA08004762C169FA480CC8143030303731323532383131373738303130313234"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := ParseUCID(uui); !ok {
+			b.Fatal("not a UCID")
+		}
+	}
+}

@@ -507,3 +507,19 @@ func FuzzParseMetadata(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseMetadata parses the Oracle template's rs-metadata (about 2 KB, apkt extensions): once per
+// INVITE and per re-INVITE or UPDATE carrying metadata.
+func BenchmarkParseMetadata(b *testing.B) {
+	doc := corpusMetadata(b)["oracle-sbc-2026-headers-template-INVITE.txt"]
+	if doc == nil {
+		b.Fatal("no metadata in the Oracle template")
+	}
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseMetadata(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
