@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"reflect"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +152,17 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 func serve(cfg Config, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	slog.SetDefault(log)
+	// A CPU profile of the whole run, for the load benchmarks (BENCHMARKS.md); not configuration.
+	if path := os.Getenv("SIPHOOK_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fmt.Errorf("SIPHOOK_CPUPROFILE: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("SIPHOOK_CPUPROFILE: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	a, err := startApp(cfg, log, prometheus.NewRegistry())
 	if err != nil {
 		return err
