@@ -744,7 +744,7 @@ func (r *recording) finalise() {
 		var err error
 		if wav != nil {
 			for i := range doc.Channels {
-				doc.Channels[i].Stats.Late = uint64(wav.Channel(i).Late())
+				doc.Channels[i].Stats.LateSamples = uint64(wav.Channel(i).Late())
 			}
 			doc.State = recorder.StateCompleted
 			err = wav.Close(&doc)

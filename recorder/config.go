@@ -9,8 +9,8 @@ import (
 // Defaults for Config.
 const (
 	DefaultDir           = "./recordings"
-	DefaultFlushInterval = 500 * time.Millisecond
-	DefaultLag           = 500 * time.Millisecond
+	DefaultFlushInterval = 250 * time.Millisecond
+	DefaultLag           = 300 * time.Millisecond
 	DefaultMaxAhead      = 10 * time.Second
 )
 

@@ -92,12 +92,12 @@ type ChannelInfo struct {
 
 // StreamStats are the counters of the stream that fed a channel.
 type StreamStats struct {
-	Received   uint64 `json:"received"`
-	Lost       uint64 `json:"lost"`
-	Reordered  uint64 `json:"reordered"`
-	Duplicates uint64 `json:"duplicates"`
-	Late       uint64 `json:"late"`
-	Dropped    uint64 `json:"dropped"`
+	Received    uint64 `json:"received"`
+	Lost        uint64 `json:"lost"`
+	Reordered   uint64 `json:"reordered"`
+	Duplicates  uint64 `json:"duplicates"`
+	LateSamples uint64 `json:"late_samples"` // samples, not packets: audio that came after its place was written, dropped
+	Dropped     uint64 `json:"dropped"`
 }
 
 // Event is something that happened to the session, such as "activated", "paused" or "resumed".

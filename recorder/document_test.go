@@ -21,7 +21,7 @@ func TestDocumentJSON(t *testing.T) {
 		Participants: []Participant{{ID: "p1", Name: "Alice", AOR: "sip:alice@example.com", Role: "caller"}, {ID: "p2"}},
 		Channels: []ChannelInfo{{
 			Index: 0, Label: "1", ParticipantID: "p1", Codec: "PCMU",
-			Stats: StreamStats{Received: 1, Lost: 2, Reordered: 3, Duplicates: 4, Late: 5, Dropped: 6},
+			Stats: StreamStats{Received: 1, Lost: 2, Reordered: 3, Duplicates: 4, LateSamples: 5, Dropped: 6},
 		}},
 		Events:      []Event{{At: start, Type: "activated"}, {At: end, Type: "paused", Detail: "hold"}},
 		Start:       start,
@@ -35,7 +35,7 @@ func TestDocumentJSON(t *testing.T) {
 		`{"kind":"conversation_id","value":"c-1","origin":"x-inin-cnv"}],` +
 		`"participants":[{"id":"p1","name":"Alice","aor":"sip:alice@example.com","role":"caller"},{"id":"p2"}],` +
 		`"channels":[{"index":0,"label":"1","participant_id":"p1","codec":"PCMU",` +
-		`"stats":{"received":1,"lost":2,"reordered":3,"duplicates":4,"late":5,"dropped":6}}],` +
+		`"stats":{"received":1,"lost":2,"reordered":3,"duplicates":4,"late_samples":5,"dropped":6}}],` +
 		`"events":[{"at":"2026-11-21T10:00:00Z","type":"activated"},{"at":"2026-11-21T10:01:30Z","type":"paused","detail":"hold"}],` +
 		`"start":"2026-11-21T10:00:00Z","end":"2026-11-21T10:01:30Z","duration_seconds":90,` +
 		`"audio":{"file":"2026/11/21/r1.wav","format":"wav/pcm16","sample_rate":8000,"channels":2,"samples":720000}}`

@@ -172,7 +172,9 @@ func (r *Recorder) Start(spec Spec) (*Recording, error) {
 	doc := rec.initial
 	doc.State = StateRecording
 	doc.Audio = rec.audioInfo(0)
-	if err := writeJSON(rec.jsonPath, &doc); err != nil {
+	// Not synced: this document only marks a recording in progress, a machine crash may take it, and an
+	// fsync here would sit between a CTI event and the activation re-INVITE (milliseconds under load).
+	if err := writeJSON(rec.jsonPath, &doc, false); err != nil {
 		return nil, rec.abandon(err)
 	}
 
@@ -241,7 +243,7 @@ func (r *Recorder) WriteDocument(doc *Document) error {
 	}
 	now := r.now()
 	doc.fill(id, now, now)
-	return writeJSON(filepath.Join(r.cfg.Dir, filepath.FromSlash(relPath(doc.Start, id)+".json")), doc)
+	return writeJSON(filepath.Join(r.cfg.Dir, filepath.FromSlash(relPath(doc.Start, id)+".json")), doc, true)
 }
 
 // Close stops the flusher and finishes every recording still open: all buffered audio is written and the
@@ -455,7 +457,7 @@ func (rec *Recording) Close(doc *Document) error {
 	doc.RecordingID = rec.id // the document must name the file it sits beside
 	doc.fill(rec.id, rec.start, rec.r.now())
 	doc.Audio = rec.audioInfo(n)
-	return errors.Join(err, writeJSON(rec.jsonPath, doc))
+	return errors.Join(err, writeJSON(rec.jsonPath, doc, true))
 }
 
 func (rec *Recording) audioInfo(samples int64) *AudioInfo {
@@ -673,7 +675,8 @@ func (c *Channel) place(pos int64, pcm []int16) {
 }
 
 // writeJSON writes v to path atomically: a crash leaves the old file or the new one, never half of one.
-func writeJSON(path string, v any) error {
+// sync makes it durable before it returns (a power cut cannot take it either).
+func writeJSON(path string, v any, sync bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("recorder: %w", err)
@@ -687,7 +690,11 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("recorder: %w", err)
 	}
 	_, err = f.Write(append(b, '\n'))
-	err = errors.Join(err, f.Chmod(filePerm), f.Sync(), f.Close())
+	err = errors.Join(err, f.Chmod(filePerm))
+	if sync {
+		err = errors.Join(err, f.Sync())
+	}
+	err = errors.Join(err, f.Close())
 	if err == nil {
 		err = os.Rename(f.Name(), path)
 	}

@@ -237,7 +237,7 @@ func TestTimeline(t *testing.T) {
 }
 
 func TestLateSamples(t *testing.T) {
-	// After one second and a flush, the frontier is at 1 s - Lag = 4000.
+	// After one second and a flush, the frontier is at 1 s - Lag = 4000 (Lag pinned at 500 ms here).
 	tests := []struct {
 		name     string
 		pos      int64
@@ -254,7 +254,7 @@ func TestLateSamples(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := testRecorder(t, nil)
+			r := testRecorder(t, func(c *Config) { c.Lag = 500 * time.Millisecond })
 			rec := start(t, r, Spec{Channels: 1})
 			ch := rec.Channel(0)
 			ch.WriteSamples(0, tone(toneA, 0, rate))

@@ -132,3 +132,18 @@ func TestStreamSRTP(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamAnchorsNotBeforeRecordingStart: a packet whose (estimated) arrival lies before the recording's
+// start is placed at its start, not dropped as late with everything that follows it.
+func TestStreamAnchorsNotBeforeRecordingStart(t *testing.T) {
+	sink := newFakeSink(-1000) // arrival at baseTime maps to position -1000
+	st := NewStream(PayloadMap{})
+	st.SetSink(sink)
+	for i := range 3 {
+		packet{seq: uint16(i), ts: uint32(160 * i), arrive: int64(160 * i)}.send(st)
+	}
+	w := sink.Writes()
+	if len(w) != 3 || w[0].pos != 0 || w[1].pos != 160 || w[2].pos != 320 {
+		t.Fatalf("writes at %v, want 0, 160, 320", w)
+	}
+}

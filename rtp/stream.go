@@ -344,7 +344,9 @@ func (s *Stream) anchor(h *rtp.Header, arrival time.Time) {
 	s.anchored = true
 	s.ssrc = h.SSRC
 	s.lastTS, s.lastExt, s.anchorExt = h.Timestamp, 0, 0
-	s.anchorPos = s.sink.SamplePosition(arrival)
+	// Never before the recording's start: a batched reader's arrival estimate (or a packet queued before the
+	// recording began) can point there, and those samples would all be dropped as late.
+	s.anchorPos = max(0, s.sink.SamplePosition(arrival))
 	s.highestSeq, s.seenMask = int64(h.SequenceNumber), 1
 }
 

@@ -4,6 +4,7 @@ package rtp
 
 import (
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ const (
 const (
 	sweepBatch   = 32   // messages per recvmmsg
 	sweepBufSize = 2048 // bytes per message: a full Ethernet frame fits, a bigger datagram is truncated and dropped
+	sweepYield   = 32   // sockets drained between yields to other goroutines (≈ 0.3 ms of work)
 )
 
 // mmsghdr is struct mmsghdr of recvmmsg(2), which golang.org/x/sys/unix does not wrap.
@@ -194,8 +196,13 @@ func (sh *sweepShard) run() {
 			return
 		}
 		now := sh.rd.r.now()
-		for _, s := range sh.socks {
+		for i, s := range sh.socks {
 			sh.drain(s, now)
+			if i%sweepYield == sweepYield-1 {
+				// A sweep of thousands of sockets runs for milliseconds on every CPU at once: let SIP and CTI
+				// goroutines in between, so signalling never waits for media.
+				runtime.Gosched()
+			}
 		}
 		sh.mu.Unlock()
 	}

@@ -1067,7 +1067,7 @@ func (s *Session) documentLocked(now time.Time) *recorder.Document {
 		st := s.streams[i].Stats()
 		ch.Stats = recorder.StreamStats{Received: st.Received, Lost: st.Lost, Reordered: st.Reordered, Duplicates: st.Duplicates, Dropped: st.Dropped}
 		if s.rec != nil {
-			ch.Stats.Late = uint64(s.rec.Channel(ch.Index).Late())
+			ch.Stats.LateSamples = uint64(s.rec.Channel(ch.Index).Late())
 		}
 		doc.Channels = append(doc.Channels, ch)
 	}

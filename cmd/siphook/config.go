@@ -86,6 +86,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
 	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate(), c.Webhook.Validate(), c.Matcher.Validate())
+	if c.RTP.Reader != "socket" && c.Recorder.Lag <= c.RTP.SweepInterval {
+		// A sweep delivers a stream's packets up to sweep_interval late; the recorder must wait longer.
+		errs = append(errs, fmt.Errorf("recorder.lag %v must exceed rtp.sweep_interval %v", c.Recorder.Lag, c.RTP.SweepInterval))
+	}
 	return errors.Join(errs...)
 }
 

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
 	"reflect"
@@ -162,6 +164,14 @@ func serve(cfg Config, stderr io.Writer) error {
 			return fmt.Errorf("SIPHOOK_CPUPROFILE: %w", err)
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	// Go's profiling endpoints, for diagnosing a running server (BENCHMARKS.md); never on by default.
+	if addr := os.Getenv("SIPHOOK_PPROF"); addr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		go func() { log.Warn("pprof endpoint stopped", "error", http.ListenAndServe(addr, mux)) }()
+		log.Warn("pprof endpoint listening", "address", addr)
 	}
 	a, err := startApp(cfg, log, prometheus.NewRegistry())
 	if err != nil {
