@@ -148,22 +148,35 @@ type socketRun struct {
 
 // bindSocketRun binds RTP sockets start, start+2, … followed by their RTCP sockets; all or nothing.
 func (r *Receiver) bindSocketRun(start, n int) (boundRun, error) {
-	run := &socketRun{r: r}
+	rtp, rtcp, err := bindPorts(start, n, func(port int) (*net.UDPConn, error) {
+		return net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.bind, uint16(port))))
+	}, func(c *net.UDPConn) { c.Close() })
+	if err != nil {
+		return nil, err
+	}
+	return &socketRun{r: r, rtp: rtp, rtcp: rtcp}, nil
+}
+
+// bindPorts binds a run's RTP ports start, start+2, … and then their RTCP ports start+1, …; on any failure
+// it closes what it bound.
+func bindPorts[S any](start, n int, bind func(port int) (S, error), closeSocket func(S)) (rtp, rtcp []S, err error) {
 	for _, odd := range []int{0, 1} {
 		for i := range n {
-			c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.bind, uint16(start+2*i+odd))))
+			sock, err := bind(start + 2*i + odd)
 			if err != nil {
-				run.closeConns()
-				return nil, err
+				for _, s := range append(rtp, rtcp...) {
+					closeSocket(s)
+				}
+				return nil, nil, err
 			}
 			if odd == 0 {
-				run.rtp = append(run.rtp, c)
+				rtp = append(rtp, sock)
 			} else {
-				run.rtcp = append(run.rtcp, c)
+				rtcp = append(rtcp, sock)
 			}
 		}
 	}
-	return run, nil
+	return rtp, rtcp, nil
 }
 
 func (run *socketRun) start(streams []*Stream) {

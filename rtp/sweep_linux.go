@@ -83,22 +83,11 @@ type sweepRun struct {
 }
 
 func (rd *sweepReader) bindRun(addr netip.Addr, start, n int) (boundRun, error) {
-	run := &sweepRun{rd: rd}
-	for _, odd := range []int{0, 1} {
-		for i := range n {
-			fd, err := bindRaw(addr, start+2*i+odd)
-			if err != nil {
-				run.closeFDs()
-				return nil, err
-			}
-			if odd == 0 {
-				run.rtp = append(run.rtp, fd)
-			} else {
-				run.rtcp = append(run.rtcp, fd)
-			}
-		}
+	rtp, rtcp, err := bindPorts(start, n, func(port int) (int, error) { return bindRaw(addr, port) }, func(fd int) { unix.Close(fd) })
+	if err != nil {
+		return nil, err
 	}
-	return run, nil
+	return &sweepRun{rd: rd, rtp: rtp, rtcp: rtcp}, nil
 }
 
 // bindRaw makes a non-blocking UDP socket bound to addr:port, unknown to Go's runtime.

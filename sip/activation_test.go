@@ -134,17 +134,8 @@ func TestPauseAndResume(t *testing.T) {
 	time.Sleep(time.Second) // a paused stretch with no audio
 	step("Activate again", sess.Activate, "recvonly")
 	call.SendTones(ctx, []float64{440, 1000}, time.Second)
-	if err := call.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-sess.Done()
-
-	doc := readDocument(t, ts.dir)
-	var types []string
-	for _, e := range doc.Events {
-		types = append(types, e.Type)
-	}
-	if strings.Join(types, ",") != "activated,paused,resumed" {
+	doc := hangUp(ctx, t, ts, call, sess)
+	if types := eventTypes(doc); types != "activated,paused,resumed" {
 		t.Errorf("events = %v", types)
 	}
 	if len(doc.Pauses) != 1 || doc.Pauses[0].By != "srs" || doc.Pauses[0].End == nil {
@@ -270,17 +261,8 @@ func TestSRCHoldIsAPausedSegment(t *testing.T) {
 	if err := call.SendTones(ctx, []float64{440, 1000}, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := call.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-sess.Done()
-
-	doc := readDocument(t, ts.dir)
-	var types []string
-	for _, e := range doc.Events {
-		types = append(types, e.Type)
-	}
-	if strings.Join(types, ",") != "activated,held,unheld" {
+	doc := hangUp(ctx, t, ts, call, sess)
+	if types := eventTypes(doc); types != "activated,held,unheld" {
 		t.Errorf("events = %v", types)
 	}
 	if len(doc.Pauses) != 1 || doc.Pauses[0].By != "src" || doc.Pauses[0].End == nil || doc.Pauses[0].DurationSec <= 0 {

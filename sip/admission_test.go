@@ -14,6 +14,20 @@ func oracleDial(t *testing.T, ts *testServer, transport string) siptest.Dial {
 	return siptest.Dial{Target: ts.Addr(transport), Template: loadTemplate(t, "oracle-sbc-2026-headers-template-INVITE.txt")}
 }
 
+// placeCalls sets up n Oracle-style calls over TCP.
+func placeCalls(ctx context.Context, t *testing.T, src *siptest.SRC, ts *testServer, n int) []*siptest.Call {
+	t.Helper()
+	var calls []*siptest.Call
+	for range n {
+		call, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls = append(calls, call)
+	}
+	return calls
+}
+
 func TestAdmissionAllowList(t *testing.T) {
 	ts := newTestServer(t, ActivateImmediately, func(s *Server) { s.cfg.Admission.AllowSources = []string{"192.0.2.0/24", "::1"} })
 	src := newSRC(t, "tcp")
@@ -40,14 +54,7 @@ func TestAdmissionMaxSessions(t *testing.T) {
 	src := newSRC(t, "tcp")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var calls []*siptest.Call
-	for range 2 {
-		call, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		calls = append(calls, call)
-	}
+	calls := placeCalls(ctx, t, src, ts, 2)
 	_, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
 	if code := siptest.ResponseCode(err); code != 503 {
 		t.Fatalf("third INVITE answered %d (%v), want 503", code, err)
@@ -86,14 +93,7 @@ func TestAdmissionInviteRate(t *testing.T) {
 	src := newSRC(t, "tcp")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var calls []*siptest.Call
-	for range 2 {
-		call, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		calls = append(calls, call)
-	}
+	calls := placeCalls(ctx, t, src, ts, 2)
 	_, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
 	if code := siptest.ResponseCode(err); code != 503 {
 		t.Fatalf("INVITE beyond the burst answered %d (%v), want 503", code, err)

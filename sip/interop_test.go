@@ -56,12 +56,7 @@ func TestAvayaDummyParticipantReplacedByUpdate(t *testing.T) {
 	if err := call.SendTones(ctx, []float64{440}, 500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if err := call.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-sess.Done()
-
-	doc := readDocument(t, ts.dir)
+	doc := hangUp(ctx, t, ts, call, sess)
 	var aors []string
 	for _, p := range doc.Participants {
 		aors = append(aors, p.AOR)
@@ -112,12 +107,7 @@ func TestStreamReplacedMidCall(t *testing.T) {
 	if err := call.SendTones(ctx, []float64{440, 0, 1000}, 500*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if err := call.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-sess.Done()
-
-	doc := readDocument(t, ts.dir)
+	doc := hangUp(ctx, t, ts, call, sess)
 	if len(doc.Channels) != 2 || doc.Audio == nil || doc.Audio.Channels != 2 {
 		t.Fatalf("channels %+v, audio %+v: want the two channels of the first offer", doc.Channels, doc.Audio)
 	}

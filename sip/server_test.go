@@ -117,6 +117,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// hangUp ends a call from the SRC's side and returns the finished session's document.
+func hangUp(ctx context.Context, t *testing.T, ts *testServer, call *siptest.Call, sess *Session) *recorder.Document {
+	t.Helper()
+	if err := call.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-sess.Done()
+	return readDocument(t, ts.dir)
+}
+
+// eventTypes lists a document's event types, comma-separated.
+func eventTypes(doc *recorder.Document) string {
+	var types []string
+	for _, e := range doc.Events {
+		types = append(types, e.Type)
+	}
+	return strings.Join(types, ",")
+}
+
 func readDocument(t *testing.T, dir string) *recorder.Document {
 	t.Helper()
 	var docs []string

@@ -112,11 +112,7 @@ func TestSRTPOverTLS(t *testing.T) {
 	if err := call.SendTones(ctx, []float64{440, 1000}, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := call.Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-sess.Done()
-	doc := readDocument(t, ts.dir)
+	doc := hangUp(ctx, t, ts, call, sess)
 	wav, err := recorder.ReadWAV(sess.RecordingPath())
 	if err != nil {
 		t.Fatal(err)

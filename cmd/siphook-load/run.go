@@ -441,23 +441,28 @@ func (g *gen) postEvent(ctx context.Context, conv, agent string, ucids []string)
 	return nil
 }
 
+// readyFunc marks one call or session ready for the measurement window, at most once.
+func (g *gen) readyFunc() func() {
+	var once sync.Once
+	return func() { once.Do(g.ready.Done) }
+}
+
+// failFunc records, under g.mu, the stage at which a call or session failed and why.
+func (g *gen) failFunc(dst *string) func(stage string, err error) {
+	return func(stage string, err error) {
+		g.mu.Lock()
+		*dst = stage + ": " + err.Error()
+		g.mu.Unlock()
+	}
+}
+
 // runCall is one SIPREC call from INVITE to BYE.
 func (g *gen) runCall(ctx context.Context, i int) {
 	defer g.done.Done()
 	r := g.calls[i]
-	readyDone := false
-	setReady := func() {
-		if !readyDone {
-			readyDone = true
-			g.ready.Done()
-		}
-	}
+	setReady := g.readyFunc()
 	defer setReady()
-	fail := func(stage string, err error) {
-		g.mu.Lock()
-		r.err = stage + ": " + err.Error()
-		g.mu.Unlock()
-	}
+	fail := g.failFunc(&r.err)
 
 	shIdx := i % len(g.sender.shards)
 	sh := g.sender.shards[shIdx]
@@ -606,19 +611,9 @@ func (g *gen) runCall(ctx context.Context, i int) {
 func (g *gen) runHook(ctx context.Context, i int) {
 	defer g.done.Done()
 	r := g.hooks[i]
-	readyDone := false
-	setReady := func() {
-		if !readyDone {
-			readyDone = true
-			g.ready.Done()
-		}
-	}
+	setReady := g.readyFunc()
 	defer setReady()
-	fail := func(stage string, err error) {
-		g.mu.Lock()
-		r.err = stage + ": " + err.Error()
-		g.mu.Unlock()
-	}
+	fail := g.failFunc(&r.err)
 	conv := uuid.NewString()
 	dctx, cancel := context.WithTimeout(ctx, openTimeout+5*time.Second)
 	t0 := time.Now()
