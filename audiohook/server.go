@@ -36,6 +36,7 @@ type Server struct {
 	binder    matcher.Binder
 
 	httpSrv  *http.Server
+	routes   []route // extra handlers on the listener (WithRoute)
 	listener net.Listener
 
 	mu       sync.Mutex
@@ -63,6 +64,17 @@ func WithOnSession(f func(matcher.MediaSession)) Option { return func(s *Server)
 
 // WithBinder hands every opened session (not probes) to the matcher and takes it back when it ends.
 func WithBinder(b matcher.Binder) Option { return func(s *Server) { s.binder = b } }
+
+// WithRoute serves h at pattern on the AudioHook listener too: the server's one HTTP port also carries the
+// operator endpoints (/metrics, /healthz, /readyz).
+func WithRoute(pattern string, h http.Handler) Option {
+	return func(s *Server) { s.routes = append(s.routes, route{pattern, h}) }
+}
+
+type route struct {
+	pattern string
+	handler http.Handler
+}
 
 // NewServer builds the server; Start listens, Handler serves on a listener of the caller's.
 func NewServer(cfg Config, rec *recorder.Recorder, opts ...Option) (*Server, error) {
@@ -92,6 +104,9 @@ func NewServer(cfg Config, rec *recorder.Recorder, opts ...Option) (*Server, err
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(s.cfg.Path, s.serveWebSocket)
+	for _, r := range s.routes {
+		mux.Handle(r.pattern, r.handler)
+	}
 	return mux
 }
 

@@ -294,6 +294,19 @@ func outboundIP() netip.Addr {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
 }
 
+// Ready reports why the server should not be sent new sessions: not started, or shutting down.
+func (s *Server) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.dialog == nil:
+		return errors.New("sip: not listening")
+	case s.draining:
+		return errors.New("sip: shutting down")
+	}
+	return nil
+}
+
 // Sessions is the number of sessions in the table.
 func (s *Server) Sessions() int {
 	s.mu.Lock()

@@ -7,7 +7,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/siphook/siphook/cti/genesys/genesystest"
 	"github.com/siphook/siphook/internal/audiotest"
@@ -397,4 +402,47 @@ func sum(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// TestOpsEndpoints: the operator endpoints on the AudioHook listener. /metrics is Prometheus text with
+// every component's series (checked by parsing it, as a scraper would); /healthz and /readyz answer 200.
+func TestOpsEndpoints(t *testing.T) {
+	hook := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startServer(t, "immediate", "SIPHOOK_AUDIOHOOK_LISTEN="+hook)
+	get := func(path string) (int, string) {
+		t.Helper()
+		var res *http.Response
+		var err error
+		for range 50 { // the HTTP listener may come up just after SIP
+			if res, err = http.Get("http://" + hook + path); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get(path); code != 200 {
+			t.Errorf("%s: %d %q", path, code, body)
+		}
+	}
+	code, body := get("/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics is not Prometheus text: %v", err)
+	}
+	for _, name := range []string{"siphook_siprec_sessions_active", "siphook_process_resident_memory_bytes", "go_goroutines"} {
+		if families[name] == nil {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
 }

@@ -229,8 +229,9 @@ func startApp(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*app, err
 		return fail(err)
 	}
 	if cfg.AudioHook.Listen != "" {
-		if a.hook, err = audiohook.NewServer(cfg.AudioHook, a.rec, audiohook.WithLogger(log.With("component", "audiohook")),
-			audiohook.WithRegisterer(reg), audiohook.WithBinder(a.match)); err != nil {
+		opts := append([]audiohook.Option{audiohook.WithLogger(log.With("component", "audiohook")),
+			audiohook.WithRegisterer(reg), audiohook.WithBinder(a.match)}, a.opsRoutes(reg)...)
+		if a.hook, err = audiohook.NewServer(cfg.AudioHook, a.rec, opts...); err != nil {
 			return fail(err)
 		}
 		if err := a.hook.Start(); err != nil {
