@@ -301,10 +301,12 @@ func TestEdge13DuplicateEvents(t *testing.T) {
 // "connected" never revives an ended conversation), and the live state converges on the fake's truth.
 func TestEdge14OutOfOrder(t *testing.T) {
 	t.Run("end before connect (Reorder, EventJitter)", func(t *testing.T) {
-		h := semHarness(t, harnessOpts{Fake: genesystest.Options{Seed: 14, EventJitter: 10 * time.Millisecond}})
+		// ReorderIdle long: on a loaded machine the default 100 ms could release windows of one event before
+		// the next came, and nothing would be reordered.
+		h := semHarness(t, harnessOpts{Fake: genesystest.Options{Seed: 14, EventJitter: 10 * time.Millisecond, ReorderIdle: 2 * time.Second}})
 		h.Fake.Reorder(3) // each call below publishes exactly three snapshots on A's topic
 		var calls []*genesystest.Call
-		for range 40 {
+		for range 120 { // enough that some ends come first whatever the windows' alignment
 			c := h.Fake.InboundCall().Answer(agentA).CustomerHangup()
 			semOK(t, c)
 			calls = append(calls, c)
