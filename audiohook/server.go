@@ -157,6 +157,13 @@ func (s *Server) Sessions() int {
 
 // Shutdown stops accepting connections, asks every session to end (`disconnect` completed, then waits for
 // the client's `close`), and finalises every recording, including those waiting for a reconnect.
+// Drain refuses new connections while the open sessions go on: the first step of a lame-duck shutdown.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+}
+
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true

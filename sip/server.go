@@ -294,6 +294,14 @@ func outboundIP() netip.Addr {
 	return c.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
 }
 
+// Drain refuses new sessions (503, and 503 to OPTIONS so an SBC's recording group moves on) while the
+// established ones go on: the first step of a lame-duck shutdown.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+}
+
 // Ready reports why the server should not be sent new sessions: not started, or shutting down.
 func (s *Server) Ready() error {
 	s.mu.Lock()

@@ -92,7 +92,8 @@ func startServer(t *testing.T, activation string, env ...string) *server {
 	s.cmd = exec.Command(siphookBinary(t), "serve", "-sip-listen", s.addr, "-recordings", s.dir,
 		"-rtp-ports", "41000-41999", "-activation", activation, "-log-format", "json")
 	// Each server gets its own AudioHook port: tests run in parallel processes.
-	s.cmd.Env = append(append(os.Environ(), "SIPHOOK_AUDIOHOOK_LISTEN=127.0.0.1:0"), env...)
+	// No drain by default: tests that stop the server expect their calls ended at once.
+	s.cmd.Env = append(append(os.Environ(), "SIPHOOK_AUDIOHOOK_LISTEN=127.0.0.1:0", "SIPHOOK_SHUTDOWN_DRAIN_TIMEOUT=0s"), env...)
 	s.cmd.Stderr = &lockedWriter{w: s.log}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -444,5 +445,93 @@ func TestOpsEndpoints(t *testing.T) {
 		if families[name] == nil {
 			t.Errorf("/metrics lacks %s", name)
 		}
+	}
+}
+
+// TestSIGTERMDrains: SIGTERM during 20 active calls is a lame-duck drain. New INVITEs get 503 and /readyz
+// fails, the 20 calls go on until their SRCs hang up, and each is recorded whole; then the server exits.
+func TestSIGTERMDrains(t *testing.T) {
+	hook := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	srv := startServer(t, "immediate", "SIPHOOK_SHUTDOWN_DRAIN_TIMEOUT=60s", "SIPHOOK_AUDIOHOOK_LISTEN="+hook)
+	waitListening(t, hook)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 20
+	calls := make([]*siptest.Call, n)
+	for i := range calls {
+		calls[i] = oracleCall(ctx, t, srv)
+	}
+	talk := func() {
+		var wg sync.WaitGroup
+		for _, c := range calls {
+			wg.Go(func() { c.SendTones(ctx, []float64{440, 1000}, time.Second) })
+		}
+		wg.Wait()
+	}
+	talk()
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for ready := true; ready; time.Sleep(50 * time.Millisecond) {
+		res, err := http.Get("http://" + hook + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		ready = res.StatusCode != http.StatusServiceUnavailable
+		if ctx.Err() != nil {
+			t.Fatal("/readyz never failed while draining")
+		}
+	}
+	src, err := siptest.NewSRC("tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	tmpl, err := siptest.LoadTemplate("../../testdata/siprec/oracle-sbc-2026-headers-template-INVITE.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Invite(ctx, siptest.Dial{Target: srv.addr, Template: tmpl}); siptest.ResponseCode(err) != 503 {
+		t.Fatalf("INVITE while draining: %v, want 503", err)
+	}
+	talk() // the calls go on through the drain
+	select {
+	case err := <-srv.done:
+		t.Fatalf("server exited with calls still up: %v", err)
+	default:
+	}
+	for _, c := range calls {
+		if err := c.Bye(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-srv.done:
+		if err != nil {
+			t.Fatalf("server exit: %v", err)
+		}
+		srv.done <- nil
+	case <-ctx.Done():
+		t.Fatal("server did not exit once drained")
+	}
+	docs, _ := filepath.Glob(filepath.Join(srv.dir, "*", "*", "*", "*.json"))
+	whole := 0
+	for _, p := range docs {
+		doc := readDoc(t, p)
+		if doc.State != "completed" || doc.Session["end_reason"] != "bye" || doc.Audio == nil {
+			t.Errorf("%s: state %q, end_reason %q", p, doc.State, doc.Session["end_reason"])
+			continue
+		}
+		wav, err := recorder.ReadWAV(filepath.Join(srv.dir, doc.Audio.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := audiotest.TonePresentSamples(wav.Channels[1], 8000, 1000); got >= 2*8000*85/100 {
+			whole++
+		}
+	}
+	if len(docs) != n || whole != n {
+		t.Errorf("%d documents, %d with both seconds of audio; want %d recorded whole", len(docs), whole, n)
 	}
 }

@@ -33,6 +33,13 @@ type Config struct {
 	Genesys   genesys.Config   `yaml:"genesys"`
 	Webhook   webhook.Config   `yaml:"webhook"`
 	Matcher   matcher.Config   `yaml:"matcher"`
+	Shutdown  ShutdownConfig   `yaml:"shutdown"`
+}
+
+// ShutdownConfig is what SIGTERM does: refuse new calls, let the active ones end by themselves for up to
+// DrainTimeout, then end the rest (BYE, recordings finalised). SIGINT, or a second signal, skips the wait.
+type ShutdownConfig struct {
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 }
 
 // LogConfig chooses the log output.
@@ -52,6 +59,7 @@ func defaultConfig() Config {
 		AudioHook: audiohook.DefaultConfig(),
 		Genesys:   genesys.DefaultConfig(),
 		Matcher:   matcher.DefaultConfig(),
+		Shutdown:  ShutdownConfig{DrainTimeout: 30 * time.Second},
 	}
 	cfg.SIP.Activation, cfg.AudioHook.Activation = "", ""
 	return cfg
@@ -86,6 +94,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
 	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate(), c.Webhook.Validate(), c.Matcher.Validate())
+	if c.Shutdown.DrainTimeout < 0 {
+		errs = append(errs, errors.New("shutdown.drain_timeout must not be negative"))
+	}
 	if c.RTP.Reader != "socket" && c.Recorder.Lag <= c.RTP.SweepInterval {
 		// A sweep delivers a stream's packets up to sweep_interval late; the recorder must wait longer.
 		errs = append(errs, fmt.Errorf("recorder.lag %v must exceed rtp.sweep_interval %v", c.Recorder.Lag, c.RTP.SweepInterval))

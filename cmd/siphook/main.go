@@ -177,10 +177,14 @@ func serve(cfg Config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	stop()
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	if sig := <-signals; sig == syscall.SIGTERM && cfg.Shutdown.DrainTimeout > 0 {
+		// Lame duck: new calls go to other servers (503, /readyz fails); active calls end by themselves.
+		log.Info("draining: refusing new sessions, waiting for active ones to end", "timeout", cfg.Shutdown.DrainTimeout)
+		a.drain(cfg.Shutdown.DrainTimeout, signals)
+	}
 	log.Info("stopping: ending sessions and finalising recordings")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -264,6 +268,36 @@ func startApp(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*app, err
 		"rtp_ports", fmt.Sprintf("%d-%d", cfg.RTP.PortMin, cfg.RTP.PortMax), "sip_activation", cfg.SIP.Activation,
 		"cti_sources", len(sources))
 	return a, nil
+}
+
+// drain refuses new sessions and waits until none is left, the timeout passes or another signal comes.
+func (a *app) drain(timeout time.Duration, signals <-chan os.Signal) {
+	a.sip.Drain()
+	if a.hook != nil {
+		a.hook.Drain()
+	}
+	deadline := time.After(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		active := a.sip.Sessions()
+		if a.hook != nil {
+			active += a.hook.Sessions()
+		}
+		if active == 0 {
+			a.log.Info("drained: no session left")
+			return
+		}
+		select {
+		case <-deadline:
+			a.log.Warn("drain timeout: ending the remaining sessions", "sessions", active)
+			return
+		case <-signals:
+			a.log.Warn("second signal: ending the remaining sessions", "sessions", active)
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // stop ends every session and finalises every recording; the CTI sources stop first so no decision
