@@ -446,6 +446,19 @@ func TestOpsEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
+	// Prometheus's own linter (naming, _total suffixes, HELP): Debian's prometheus package has it.
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("SIPHOOK_REQUIRE_PROMTOOL") != "" {
+			t.Fatal("promtool is required (apt-get install prometheus)")
+		}
+		t.Skip("promtool not installed (apt-get install prometheus)")
+	}
+	check := exec.Command(promtool, "check", "metrics")
+	check.Stdin = strings.NewReader(body)
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
 }
 
 // TestSIGTERMDrains: SIGTERM during 20 active calls is a lame-duck drain. New INVITEs get 503 and /readyz
