@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,5 +152,12 @@ func TestCheckConfigRedactsSecrets(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "very-secret-key") || !strings.Contains(out.String(), "[redacted]") {
 		t.Errorf("check-config output:\n%s", out.String())
+	}
+}
+
+// TestDeployExampleConfig: the example configuration shipped in deploy/ loads and validates.
+func TestDeployExampleConfig(t *testing.T) {
+	if _, err := loadConfig([]string{"-config", "../../deploy/siphook.example.yaml"}, io.Discard); err != nil {
+		t.Fatalf("deploy/siphook.example.yaml: %v", err)
 	}
 }
