@@ -234,14 +234,7 @@ func TestSIPRECRecognition(t *testing.T) {
 // either side of it carries its tones with no gap.
 func TestSRCHoldIsAPausedSegment(t *testing.T) {
 	ts := newTestServer(t, ActivateImmediately)
-	src := newSRC(t, "tcp")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	call, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess := ts.SessionByCallID(call.CallID)
+	ctx, call, sess := recordingCall(t, ts)
 	if err := call.SendTones(ctx, []float64{440, 1000}, time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,16 @@ func oracleDial(t *testing.T, ts *testServer, transport string) siptest.Dial {
 	return siptest.Dial{Target: ts.Addr(transport), Template: loadTemplate(t, "oracle-sbc-2026-headers-template-INVITE.txt")}
 }
 
+// recordingCall places one Oracle-style call over TCP on a server recording at once; the context ends with
+// the test (30 s at most).
+func recordingCall(t *testing.T, ts *testServer) (context.Context, *siptest.Call, *Session) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	call := placeCalls(ctx, t, newSRC(t, "tcp"), ts, 1)[0]
+	return ctx, call, ts.SessionByCallID(call.CallID)
+}
+
 // placeCalls sets up n Oracle-style calls over TCP.
 func placeCalls(ctx context.Context, t *testing.T, src *siptest.SRC, ts *testServer, n int) []*siptest.Call {
 	t.Helper()

@@ -85,14 +85,7 @@ func TestAvayaDummyParticipantReplacedByUpdate(t *testing.T) {
 // audio goes on in the same channel of the same file.
 func TestStreamReplacedMidCall(t *testing.T) {
 	ts := newTestServer(t, ActivateImmediately)
-	src := newSRC(t, "tcp")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	call, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess := ts.SessionByCallID(call.CallID)
+	ctx, call, sess := recordingCall(t, ts)
 	before := call.RemotePorts()
 	if err := call.SendTones(ctx, []float64{440, 1000}, 500*time.Millisecond); err != nil {
 		t.Fatal(err)

@@ -473,8 +473,8 @@ func (g *gen) runCall(ctx context.Context, i int) {
 	r.callID, r.ucid, r.conv = call.callID, u.String(), conv
 	g.mu.Unlock()
 
-	headers := make([][2]string, 0, len(g.tmpl.headers))
-	for _, h := range g.tmpl.headers {
+	headers := make([][2]string, 0, len(g.tmpl.Headers))
+	for _, h := range g.tmpl.Headers {
 		switch strings.ToLower(h[0]) {
 		case "user-to-user":
 			h[1] = "04FA08" + u.Hex() + ";encoding=hex"
@@ -492,7 +492,7 @@ func (g *gen) runCall(ctx context.Context, i int) {
 
 	ictx, cancel := context.WithTimeout(ctx, inviteTimeout)
 	t0 := time.Now()
-	err := g.sipc.invite(ictx, call, headers, body, g.tmpl.srcContact)
+	err := g.sipc.invite(ictx, call, headers, body, g.tmpl.SRCContact)
 	cancel()
 	g.mu.Lock()
 	r.inviteAt, r.answered = t0, time.Since(t0)

@@ -3,13 +3,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,6 +17,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
+
+	"github.com/siphook/siphook/sip/siptest"
 )
 
 // A lean SIPREC client on sipgo: the fake SBC side of every call. Unlike sip/siptest it owns no media
@@ -27,67 +27,30 @@ import (
 // template is a captured SIPREC INVITE: its extra headers and its body, prepared once per RTP shard (the SDP
 // carries that shard's source port) with the per-call values left as placeholders.
 type template struct {
-	headers    [][2]string
-	body       string // CRLF line ends
-	srcContact bool   // the captured Contact carried +sip.src
-	streams    int    // audio m-lines
-	ucidHex    string // the metadata's apkt:ucid value, replaced per call
-}
-
-// routingHeaders are written by sipgo and dropped from a template.
-var routingHeaders = map[string]bool{
-	"via": true, "from": true, "to": true, "call-id": true, "cseq": true, "contact": true,
-	"max-forwards": true, "content-length": true, "l": true, "v": true, "f": true, "t": true, "i": true, "m": true,
+	*siptest.Template        // headers, CRLF body, whether the captured Contact carried +sip.src
+	streams           int    // audio m-lines
+	ucidHex           string // the metadata's apkt:ucid value, replaced per call
 }
 
 var (
-	trailingSpace = regexp.MustCompile(`(?m)[ \t]+$`)
-	connLine      = regexp.MustCompile(`(?m)^c=IN IP4 \S+`)
-	originIP      = regexp.MustCompile(`(?m)^(o=.* IN IP4 )\S+`)
-	audioLine     = regexp.MustCompile(`(?m)^m=audio \d+ `)
-	apktUCID      = regexp.MustCompile(`<apkt:ucid>([0-9A-Fa-f]+)</apkt:ucid>`)
+	connLine  = regexp.MustCompile(`(?m)^c=IN IP4 \S+`)
+	originIP  = regexp.MustCompile(`(?m)^(o=.* IN IP4 )\S+`)
+	audioLine = regexp.MustCompile(`(?m)^m=audio \d+ `)
+	apktUCID  = regexp.MustCompile(`<apkt:ucid>([0-9A-Fa-f]+)</apkt:ucid>`)
 )
 
-// loadTemplate reads a sample of testdata/siprec: an optional "# source:" line, the request line, headers, a
-// blank line, the body (stored with LF; sent with CRLF).
+// loadTemplate reads a sample of testdata/siprec (siptest.LoadTemplate) and notes what the generator varies
+// per call: the audio m-lines and the metadata's UCID.
 func loadTemplate(path string) (*template, error) {
-	b, err := os.ReadFile(path)
+	st, err := siptest.LoadTemplate(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	msg := strings.ReplaceAll(string(b), "\r\n", "\n")
-	msg = trailingSpace.ReplaceAllString(msg, "")
-	if strings.HasPrefix(msg, "# source:") {
-		_, msg, _ = strings.Cut(msg, "\n")
-	}
-	head, body, ok := strings.Cut(msg, "\n\n")
-	if !ok {
-		return nil, fmt.Errorf("%s: no blank line between headers and body", path)
-	}
-	t := &template{body: strings.ReplaceAll(body, "\n", "\r\n")}
-	sc := bufio.NewScanner(strings.NewReader(head))
-	for first := true; sc.Scan(); first = false {
-		line := sc.Text()
-		if first && strings.HasPrefix(line, "INVITE ") {
-			continue
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		switch lname := strings.ToLower(strings.TrimSpace(name)); {
-		case lname == "contact" || lname == "m":
-			t.srcContact = strings.Contains(value, "+sip.src") || strings.Contains(value, ";src")
-		case routingHeaders[lname]:
-		default:
-			t.headers = append(t.headers, [2]string{strings.TrimSpace(name), strings.TrimSpace(value)})
-		}
-	}
-	t.streams = len(audioLine.FindAllString(t.body, -1))
+	t := &template{Template: st, streams: len(audioLine.FindAllString(st.Body, -1))}
 	if t.streams == 0 {
 		return nil, fmt.Errorf("%s: no audio m-line", path)
 	}
-	if m := apktUCID.FindStringSubmatch(t.body); m != nil {
+	if m := apktUCID.FindStringSubmatch(st.Body); m != nil {
 		t.ucidHex = m[1]
 	}
 	return t, nil
@@ -95,7 +58,7 @@ func loadTemplate(path string) (*template, error) {
 
 // forSource points the SDP at ip:port for every audio m-line (every stream is sent from one socket).
 func (t *template) forSource(ip string, port int) string {
-	body := connLine.ReplaceAllString(t.body, "c=IN IP4 "+ip)
+	body := connLine.ReplaceAllString(t.Body, "c=IN IP4 "+ip)
 	body = originIP.ReplaceAllString(body, "${1}"+ip)
 	return audioLine.ReplaceAllString(body, "m=audio "+strconv.Itoa(port)+" ")
 }
