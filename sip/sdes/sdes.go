@@ -268,11 +268,22 @@ func isSuiteName(s string) bool {
 func (c Crypto) String() string {
 	keySalt := make([]byte, 0, len(c.Key)+len(c.Salt))
 	keySalt = append(append(keySalt, c.Key...), c.Salt...)
-	return c.format(inlinePrefix + base64.StdEncoding.EncodeToString(keySalt))
+	return c.format(inlinePrefix+base64.StdEncoding.EncodeToString(keySalt), func(p string) string { return p })
 }
 
 // Redacted returns the a=crypto value with the key material replaced by "inline:<redacted>", for logs.
-func (c Crypto) Redacted() string { return c.format(redactedKeyInfo) }
+func (c Crypto) Redacted() string { return c.format(redactedKeyInfo, redactSessionParam) }
+
+// redactSessionParam keeps the session parameters that carry no secret (RFC 4568 §6.3) and hides the
+// others: FEC_KEY holds a key, and an unknown parameter may too.
+func redactSessionParam(p string) string {
+	name, _, _ := strings.Cut(p, "=")
+	switch name {
+	case "KDR", "UNENCRYPTED_SRTP", "UNENCRYPTED_SRTCP", "UNAUTHENTICATED_SRTP", "FEC_ORDER", "WSH":
+		return p
+	}
+	return "<redacted>"
+}
 
 // LogValue makes slog print the redacted form, so logging a Crypto never prints the key.
 func (c Crypto) LogValue() slog.Value { return slog.StringValue(c.Redacted()) }
@@ -293,7 +304,7 @@ func (c Crypto) Format(f fmt.State, verb rune) {
 // MarshalJSON gives the redacted form as a JSON string: key material has no business in JSON.
 func (c Crypto) MarshalJSON() ([]byte, error) { return json.Marshal(c.Redacted()) }
 
-func (c Crypto) format(keyInfo string) string {
+func (c Crypto) format(keyInfo string, sessionParam func(string) string) string {
 	var b strings.Builder
 	b.WriteString(strconv.Itoa(c.Tag))
 	b.WriteByte(' ')
@@ -317,7 +328,7 @@ func (c Crypto) format(keyInfo string) string {
 	}
 	for _, p := range c.SessionParams {
 		b.WriteByte(' ')
-		b.WriteString(p)
+		b.WriteString(sessionParam(p))
 	}
 	return b.String()
 }

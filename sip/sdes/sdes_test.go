@@ -379,3 +379,20 @@ func FuzzParseCrypto(f *testing.F) {
 		}
 	})
 }
+
+// TestRedactedSessionParams: session parameters that can carry key material (FEC_KEY, anything unknown)
+// are hidden like the key; the harmless ones stay readable.
+func TestRedactedSessionParams(t *testing.T) {
+	const fecKey = "bTNuZjB4aGU0c2w1Yzc0dGg4Nmdua2k0dGhlNjFh"
+	c, err := ParseCrypto("1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz KDR=0 WSH=64 FEC_KEY=inline:" + fecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Redacted()
+	if strings.Contains(r, fecKey) || !strings.Contains(r, "KDR=0") || !strings.Contains(r, "WSH=64") {
+		t.Errorf("Redacted() = %q", r)
+	}
+	if !strings.Contains(c.String(), fecKey) {
+		t.Errorf("String() lost a session parameter: %q", c.String())
+	}
+}
