@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,13 +57,21 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithDocumentHook calls f after each metadata document is written, with the document's path relative to
+// Config.Dir (slash-separated) and a copy of it: how an index of recordings stays current without scanning.
+// f runs on the writer's goroutine and must be quick.
+func WithDocumentHook(f func(relPath string, doc Document)) Option {
+	return func(r *Recorder) { r.onDocument = f }
+}
+
 // Recorder creates recordings under one directory. One flusher goroutine serves every open recording, so
 // thousands of calls cost one ticker.
 type Recorder struct {
-	cfg  Config
-	now  func() time.Time
-	log  *slog.Logger
-	bufs sync.Pool // *[]byte for sample-to-byte conversion, shared so idle recordings hold none
+	cfg        Config
+	now        func() time.Time
+	log        *slog.Logger
+	onDocument func(relPath string, doc Document)
+	bufs       sync.Pool // *[]byte for sample-to-byte conversion, shared so idle recordings hold none
 
 	mu     sync.Mutex
 	open   map[*Recording]struct{}
@@ -177,6 +186,7 @@ func (r *Recorder) Start(spec Spec) (*Recording, error) {
 	if err := writeJSON(rec.jsonPath, &doc, false); err != nil {
 		return nil, rec.abandon(err)
 	}
+	r.documentWritten(rec.relJSON(), &doc)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -243,7 +253,18 @@ func (r *Recorder) WriteDocument(doc *Document) error {
 	}
 	now := r.now()
 	doc.fill(id, now, now)
-	return writeJSON(filepath.Join(r.cfg.Dir, filepath.FromSlash(relPath(doc.Start, id)+".json")), doc, true)
+	rel := relPath(doc.Start, id) + ".json"
+	if err := writeJSON(filepath.Join(r.cfg.Dir, filepath.FromSlash(rel)), doc, true); err != nil {
+		return err
+	}
+	r.documentWritten(rel, doc)
+	return nil
+}
+
+func (r *Recorder) documentWritten(rel string, doc *Document) {
+	if r.onDocument != nil {
+		r.onDocument(rel, *doc)
+	}
 }
 
 // Close stops the flusher and finishes every recording still open: all buffered audio is written and the
@@ -457,8 +478,15 @@ func (rec *Recording) Close(doc *Document) error {
 	doc.RecordingID = rec.id // the document must name the file it sits beside
 	doc.fill(rec.id, rec.start, rec.r.now())
 	doc.Audio = rec.audioInfo(n)
-	return errors.Join(err, writeJSON(rec.jsonPath, doc, true))
+	if werr := writeJSON(rec.jsonPath, doc, true); werr != nil {
+		return errors.Join(err, werr)
+	}
+	rec.r.documentWritten(rec.relJSON(), doc)
+	return err
 }
+
+// relJSON is the document's path relative to Config.Dir.
+func (rec *Recording) relJSON() string { return strings.TrimSuffix(rec.relWAV, ".wav") + ".json" }
 
 func (rec *Recording) audioInfo(samples int64) *AudioInfo {
 	return &AudioInfo{

@@ -788,3 +788,34 @@ func TestDiscardRemovesFiles(t *testing.T) {
 	}
 	rec.Channel(1).WriteSamples(0, make([]int16, 160)) // must not panic or write
 }
+
+// The hook sees every document write: the initial one, the final one and metadata-only ones.
+func TestDocumentHook(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	r, err := New(Config{Dir: t.TempDir(), FlushInterval: time.Hour, Lag: 0, MaxAhead: time.Second},
+		WithDocumentHook(func(rel string, doc Document) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, rel+" "+doc.State)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	t0 := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	rec, err := r.Start(Spec{ID: "rec-1", Channels: 1, Start: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteDocument(&Document{RecordingID: "doc-1", State: StateNeverActivated, Start: t0}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"2026/11/21/rec-1.json recording", "2026/11/21/rec-1.json completed", "2026/11/21/doc-1.json never_activated"}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("hook saw %q, want %q", seen, want)
+	}
+}
