@@ -96,6 +96,22 @@ func (s *Session) Keys() []matcher.Key {
 
 var _ matcher.MediaSession = (*Session)(nil)
 
+// Source names the kind of media session, for the live view (matcher.Reporter).
+func (s *Session) Source() string { return "audiohook" }
+
+// MediaState is the session's media state in the live view's terms (matcher.Reporter).
+func (s *Session) MediaState() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.rec == nil || s.rec.wav.Load() == nil:
+		return matcher.SessionWaiting
+	case s.serverPaused:
+		return matcher.SessionPaused
+	}
+	return matcher.SessionActive
+}
+
 // Annotate keeps the matcher's findings in the recording's document (matcher.MediaSession).
 func (s *Session) Annotate(a matcher.Annotation) {
 	s.mu.Lock()

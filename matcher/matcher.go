@@ -939,3 +939,48 @@ func keysAttr(keys []Key) []string {
 	}
 	return out
 }
+
+// Sessions lists the live media sessions, oldest first.
+func (m *Matcher) Sessions() []SessionInfo {
+	m.mu.Lock()
+	now := m.now()
+	out := make([]SessionInfo, 0, len(m.sessions))
+	reporters := make([]Reporter, 0, len(m.sessions))
+	for _, b := range m.sessions {
+		info := SessionInfo{ID: b.id, Tenant: b.tenant, Keys: slices.Clone(b.keys), Since: b.added, State: SessionWaiting}
+		switch b.applied {
+		case mediaActive:
+			info.State = SessionActive
+		case mediaPaused:
+			info.State = SessionPaused
+		}
+		if c := b.conv; c != nil {
+			info.Tenant = cmp.Or(c.key.tenant, b.tenant)
+			info.ConversationID, info.MatchedBy, info.Agents = c.key.id, b.by, slices.Clone(b.agents)
+			info.WaitingReason = fmt.Sprintf("matched by %s %s; the recording policy keeps it idle while the call is %s",
+				b.by.Kind, b.by.Value, strings.ToLower(string(c.call.State)))
+		} else {
+			info.WaitingReason = "waiting for the CTI feed: " + unmatchedReason(b.keys, now.Sub(b.added))
+		}
+		r, _ := b.s.(Reporter)
+		out, reporters = append(out, info), append(reporters, r)
+	}
+	m.mu.Unlock()
+	// The session's own view wins (asked outside the lock: it takes the session's).
+	for i, r := range reporters {
+		if r == nil {
+			continue
+		}
+		out[i].Source = r.Source()
+		if st := r.MediaState(); st != "" {
+			out[i].State = st
+		}
+	}
+	for i := range out {
+		if out[i].State != SessionWaiting {
+			out[i].WaitingReason = ""
+		}
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return cmp.Or(a.Since.Compare(b.Since), cmp.Compare(a.ID, b.ID)) })
+	return out
+}

@@ -94,3 +94,32 @@ type Annotation struct {
 	Unmatched      string        // why the session was never matched
 	Related        []string      // ids of other media sessions recording the same conversation
 }
+
+// Reporter is optionally implemented by a MediaSession so the live view shows what it is and what its media
+// is doing (in immediate activation a session records without the matcher asking).
+type Reporter interface {
+	Source() string     // "siprec", "audiohook"
+	MediaState() string // SessionWaiting, SessionActive or SessionPaused
+}
+
+// Live media states, as SessionInfo.State reports them.
+const (
+	SessionWaiting = "waiting" // not recording yet: unmatched, or matched and kept idle by the policy
+	SessionActive  = "active"  // recording
+	SessionPaused  = "paused"  // recorded, paused now
+)
+
+// SessionInfo is a live media session as the matcher sees it: the operator's "what is being recorded now,
+// and why not that one".
+type SessionInfo struct {
+	ID             string
+	Source         string
+	Tenant         string
+	Keys           []Key
+	Since          time.Time // when the session was added
+	State          string
+	ConversationID string  // "" while unmatched
+	Agents         []Agent // agents seen on the recording
+	MatchedBy      Key
+	WaitingReason  string // set when State is SessionWaiting
+}

@@ -113,6 +113,20 @@ func (s *Session) State() State {
 	return s.state
 }
 
+// Source names the kind of media session, for the live view (matcher.Reporter).
+func (s *Session) Source() string { return "siprec" }
+
+// MediaState is the session's media state in the live view's terms (matcher.Reporter).
+func (s *Session) MediaState() string {
+	switch s.State() {
+	case StateRecording:
+		return matcher.SessionActive
+	case StatePaused:
+		return matcher.SessionPaused
+	}
+	return matcher.SessionWaiting
+}
+
 // Identifiers are the matching keys seen so far: UCIDs (20-digit form), conversation ids, raw UUI.
 func (s *Session) Identifiers() []recorder.Identifier {
 	s.mu.Lock()

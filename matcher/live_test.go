@@ -1,0 +1,54 @@
+package matcher
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// reportingSession adds the optional Reporter to a fake session.
+type reportingSession struct {
+	*fakeSession
+	state string
+}
+
+func (r reportingSession) Source() string     { return "audiohook" }
+func (r reportingSession) MediaState() string { return r.state }
+
+// TestSessions: the live view lists each session with its match, the state the matcher drove it to (or the
+// session's own, when it reports one) and, while waiting, why.
+func TestSessions(t *testing.T) {
+	e := newEnv(t, DefaultConfig())
+	waiting := newSession("s-waiting", ucid("00071252811778010124"))
+	e.add(waiting, "acme")
+	e.clk.Advance(3 * time.Second)
+	recording := newSession("s-recording", ucid("00144536801698162784"))
+	e.add(recording, "acme")
+	e.on(call("conv-1", CallActive, []Agent{agentA}, "00144536801698162784"))
+	e.clk.Advance(time.Second)
+	e.m.AddSession(reportingSession{newSession("s-immediate"), SessionActive}, "")
+	e.settle()
+
+	got := e.m.Sessions()
+	if len(got) != 3 {
+		t.Fatalf("%d sessions, want 3: %+v", len(got), got)
+	}
+	w, r, im := got[0], got[1], got[2]
+	if w.ID != "s-waiting" || w.State != SessionWaiting || w.ConversationID != "" ||
+		!strings.Contains(w.WaitingReason, "ucid 00071252811778010124 within 4s") {
+		t.Errorf("waiting session %+v", w)
+	}
+	if r.ID != "s-recording" || r.State != SessionActive || r.ConversationID != "conv-1" || r.MatchedBy != ucid("00144536801698162784") ||
+		len(r.Agents) != 1 || r.Agents[0] != agentA || r.WaitingReason != "" || r.Tenant != "acme" {
+		t.Errorf("recording session %+v", r)
+	}
+	if im.ID != "s-immediate" || im.Source != "audiohook" || im.State != SessionActive || im.WaitingReason != "" {
+		t.Errorf("reporting session %+v", im)
+	}
+
+	e.clk.Advance(time.Second)
+	e.on(call("conv-1", CallHeld, []Agent{agentA}, "00144536801698162784"))
+	if got := e.m.Sessions()[1]; got.State != SessionPaused {
+		t.Errorf("held call: session state %q, want paused", got.State)
+	}
+}
