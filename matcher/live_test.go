@@ -46,6 +46,13 @@ func TestSessions(t *testing.T) {
 		t.Errorf("reporting session %+v", im)
 	}
 
+	if got := e.metric("siphook_media_sessions", "source", "audiohook", "state", "active"); got != 1 {
+		t.Errorf("media_sessions{audiohook,active} = %v, want 1", got)
+	}
+	if got := e.metric("siphook_media_sessions", "source", "other", "state", "waiting"); got != 1 {
+		t.Errorf("media_sessions{other,waiting} = %v, want 1", got)
+	}
+
 	e.clk.Advance(time.Second)
 	e.on(call("conv-1", CallHeld, []Agent{agentA}, "00144536801698162784"))
 	if got := e.m.Sessions()[1]; got.State != SessionPaused {

@@ -102,6 +102,7 @@ func New(cfg Config, opts ...Option) (*Matcher, error) {
 		m.reg = prometheus.NewRegistry()
 	}
 	m.met = newMetrics(m.reg)
+	m.reg.MustRegister(sessionsCollector{m})
 	return m, nil
 }
 

@@ -1,6 +1,10 @@
 package matcher
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"cmp"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the matcher's Prometheus series, registered on the registry it is given.
 type metrics struct {
@@ -12,6 +16,30 @@ type metrics struct {
 	expired           prometheus.Counter
 	ambiguous         prometheus.Counter
 	actions           *prometheus.CounterVec // by action (activate, pause) and result (ok, error, cancelled)
+}
+
+// sessionsCollector counts the live media sessions by source and state at scrape time.
+type sessionsCollector struct{ m *Matcher }
+
+var descSessions = prometheus.NewDesc("siphook_media_sessions", "Live media sessions by source (siprec, audiohook) and state (waiting, active, paused).",
+	[]string{"source", "state"}, nil)
+
+func (c sessionsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descSessions }
+
+func (c sessionsCollector) Collect(ch chan<- prometheus.Metric) {
+	type group struct{ source, state string }
+	counts := map[group]int{}
+	for _, src := range []string{"siprec", "audiohook"} {
+		for _, st := range []string{SessionWaiting, SessionActive, SessionPaused} {
+			counts[group{src, st}] = 0 // every series exists from the start
+		}
+	}
+	for _, s := range c.m.Sessions() {
+		counts[group{cmp.Or(s.Source, "other"), s.State}]++
+	}
+	for g, n := range counts {
+		ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(n), g.source, g.state)
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {

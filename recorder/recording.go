@@ -71,6 +71,7 @@ type Recorder struct {
 	now        func() time.Time
 	log        *slog.Logger
 	onDocument func(relPath string, doc Document)
+	met        *metrics  // nil: no registerer given
 	bufs       sync.Pool // *[]byte for sample-to-byte conversion, shared so idle recordings hold none
 
 	mu     sync.Mutex
@@ -183,10 +184,9 @@ func (r *Recorder) Start(spec Spec) (*Recording, error) {
 	doc.Audio = rec.audioInfo(0)
 	// Not synced: this document only marks a recording in progress, a machine crash may take it, and an
 	// fsync here would sit between a CTI event and the activation re-INVITE (milliseconds under load).
-	if err := writeJSON(rec.jsonPath, &doc, false); err != nil {
+	if err := r.saveDocument(rec.relJSON(), &doc, false); err != nil {
 		return nil, rec.abandon(err)
 	}
-	r.documentWritten(rec.relJSON(), &doc)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -253,18 +253,20 @@ func (r *Recorder) WriteDocument(doc *Document) error {
 	}
 	now := r.now()
 	doc.fill(id, now, now)
-	rel := relPath(doc.Start, id) + ".json"
-	if err := writeJSON(filepath.Join(r.cfg.Dir, filepath.FromSlash(rel)), doc, true); err != nil {
-		return err
-	}
-	r.documentWritten(rel, doc)
-	return nil
+	return r.saveDocument(relPath(doc.Start, id)+".json", doc, true)
 }
 
-func (r *Recorder) documentWritten(rel string, doc *Document) {
+// saveDocument writes a document (rel is its path under Dir) and tells the hook.
+func (r *Recorder) saveDocument(rel string, doc *Document, sync bool) error {
+	if err := writeJSON(filepath.Join(r.cfg.Dir, filepath.FromSlash(rel)), doc, sync); err != nil {
+		r.countWriteError()
+		return err
+	}
+	r.countDocument(doc.State)
 	if r.onDocument != nil {
 		r.onDocument(rel, *doc)
 	}
+	return nil
 }
 
 // Close stops the flusher and finishes every recording still open: all buffered audio is written and the
@@ -478,11 +480,7 @@ func (rec *Recording) Close(doc *Document) error {
 	doc.RecordingID = rec.id // the document must name the file it sits beside
 	doc.fill(rec.id, rec.start, rec.r.now())
 	doc.Audio = rec.audioInfo(n)
-	if werr := writeJSON(rec.jsonPath, doc, true); werr != nil {
-		return errors.Join(err, werr)
-	}
-	rec.r.documentWritten(rec.relJSON(), doc)
-	return err
+	return errors.Join(err, rec.r.saveDocument(rec.relJSON(), doc, true))
 }
 
 // relJSON is the document's path relative to Config.Dir.
@@ -542,6 +540,7 @@ func (rec *Recording) flush(mode flushMode, to int64) error {
 	}
 	if err != nil {
 		err = fmt.Errorf("recorder: %s: %w", rec.id, err)
+		rec.r.countWriteError()
 		if rec.err == nil {
 			rec.err = err
 		}

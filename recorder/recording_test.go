@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/siphook/siphook/internal/audiotest"
 )
@@ -793,7 +795,8 @@ func TestDiscardRemovesFiles(t *testing.T) {
 func TestDocumentHook(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
-	r, err := New(Config{Dir: t.TempDir(), FlushInterval: time.Hour, Lag: 0, MaxAhead: time.Second},
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{Dir: t.TempDir(), FlushInterval: time.Hour, Lag: 0, MaxAhead: time.Second}, WithRegisterer(reg),
 		WithDocumentHook(func(rel string, doc Document) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -817,5 +820,15 @@ func TestDocumentHook(t *testing.T) {
 	want := []string{"2026/11/21/rec-1.json recording", "2026/11/21/rec-1.json completed", "2026/11/21/doc-1.json never_activated"}
 	if !slices.Equal(seen, want) {
 		t.Fatalf("hook saw %q, want %q", seen, want)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP siphook_recorder_documents_total Metadata documents written, by the recording's state (recording, completed, never_activated, failed).
+# TYPE siphook_recorder_documents_total counter
+siphook_recorder_documents_total{state="completed"} 1
+siphook_recorder_documents_total{state="failed"} 0
+siphook_recorder_documents_total{state="never_activated"} 1
+siphook_recorder_documents_total{state="recording"} 1
+`), "siphook_recorder_documents_total"); err != nil {
+		t.Error(err)
 	}
 }

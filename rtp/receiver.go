@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -62,6 +63,8 @@ type Receiver struct {
 	log   *slog.Logger
 	now   func() time.Time
 	sweep *sweepReader // nil: a goroutine per socket
+
+	totals streamTotals
 }
 
 // ReceiverOption configures a Receiver.
@@ -89,6 +92,7 @@ func NewReceiver(cfg Config, opts ...ReceiverOption) (*Receiver, error) {
 		return nil, err
 	}
 	r := &Receiver{cfg: cfg, bind: netip.MustParseAddr(cfg.BindAddress), ports: ports, log: slog.Default(), now: time.Now}
+	r.totals.r = r
 	for _, o := range opts {
 		o(r)
 	}
@@ -130,7 +134,12 @@ func (r *Receiver) Open(streams []*Stream) (*Media, error) {
 		return nil, err
 	}
 	run.start(streams)
-	return &Media{ports: ports, run: run, release: func() { r.ports.Release(ports) }}, nil
+	r.totals.opened(streams)
+	streams = slices.Clone(streams)
+	return &Media{ports: ports, run: run, release: func() {
+		r.totals.closed(streams) // after the last packets were taken in
+		r.ports.Release(ports)
+	}}, nil
 }
 
 // boundRun is one session's bound sockets, read by one of the readers.

@@ -120,6 +120,7 @@ const (
 // in order and gaps become silence; the anchor is set from the wall clock on the first packet and whenever
 // the timestamp stops agreeing with the clock.
 type Stream struct {
+	folded   Stats // the counts already in the receiver's totals; under the receiver's streamTotals.mu
 	mu       sync.Mutex
 	payloads PayloadMap
 	sink     Sink // nil: not recording, packets are dropped

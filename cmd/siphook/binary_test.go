@@ -441,7 +441,9 @@ func TestOpsEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatalf("/metrics is not Prometheus text: %v", err)
 	}
-	for _, name := range []string{"siphook_siprec_sessions_active", "siphook_process_resident_memory_bytes", "go_goroutines"} {
+	for _, name := range []string{"siphook_siprec_sessions_active", "siphook_process_resident_memory_bytes", "go_goroutines",
+		"siphook_rtp_packets_total", "siphook_rtp_lost_packets_total", "siphook_rtp_ports_free", "siphook_media_sessions",
+		"siphook_recorder_recordings_open", "siphook_recorder_documents_total", "siphook_matcher_matches_total"} {
 		if families[name] == nil {
 			t.Errorf("/metrics lacks %s", name)
 		}

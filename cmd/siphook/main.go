@@ -215,14 +215,14 @@ func startApp(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*app, err
 		return nil, err
 	}
 	var err error
-	if a.rec, err = recorder.New(cfg.Recorder, recorder.WithLogger(log.With("component", "recorder"))); err != nil {
+	if a.rec, err = recorder.New(cfg.Recorder, recorder.WithLogger(log.With("component", "recorder")), recorder.WithRegisterer(reg)); err != nil {
 		return fail(err)
 	}
 	if a.match, err = matcher.New(cfg.Matcher, matcher.WithLogger(log.With("component", "matcher")), matcher.WithRegisterer(reg)); err != nil {
 		return fail(err)
 	}
 	a.bg.Go(func() { a.match.Run(ctx) })
-	media, err := rtp.NewReceiver(cfg.RTP, rtp.WithLogger(log.With("component", "rtp")))
+	media, err := rtp.NewReceiver(cfg.RTP, rtp.WithLogger(log.With("component", "rtp")), rtp.WithRegisterer(reg))
 	if err != nil {
 		return fail(err)
 	}
