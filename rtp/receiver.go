@@ -133,6 +133,9 @@ func (r *Receiver) Open(streams []*Stream) (*Media, error) {
 		}
 		return nil, err
 	}
+	for _, s := range streams {
+		s.setClock(r.now)
+	}
 	run.start(streams)
 	r.totals.opened(streams)
 	streams = slices.Clone(streams)

@@ -125,6 +125,10 @@ type Stream struct {
 	payloads PayloadMap
 	sink     Sink // nil: not recording, packets are dropped
 	rate     int  // the sink's sample rate
+	// Packets that arrived before the sink was set are dropped: a sweep reads a socket after the fact, and
+	// what sat there while recording was off (a customer on hold) must not be recorded when it resumes.
+	now        func() time.Time // the receiver's arrival clock, set by Receiver.Open; nil: no such check
+	acceptFrom time.Time
 	srtp     *Decrypter
 	stats    Stats
 
@@ -149,6 +153,12 @@ func NewStream(payloads PayloadMap) *Stream {
 	return &Stream{payloads: payloads, pcm: make([]int16, 0, 320)}
 }
 
+func (s *Stream) setClock(now func() time.Time) {
+	s.mu.Lock()
+	s.now = now
+	s.mu.Unlock()
+}
+
 // SetPayloads replaces the payload map (an SDP renegotiation).
 func (s *Stream) SetPayloads(p PayloadMap) {
 	s.mu.Lock()
@@ -156,11 +166,15 @@ func (s *Stream) SetPayloads(p PayloadMap) {
 	s.mu.Unlock()
 }
 
-// SetSink starts (sink != nil) or stops (nil) recording. A new sink re-anchors the timeline.
+// SetSink starts (sink != nil) or stops (nil) recording. A new sink re-anchors the timeline and takes only
+// packets that arrive from now on.
 func (s *Stream) SetSink(sink Sink) {
 	s.mu.Lock()
 	if sink != s.sink {
 		s.anchored = false
+		if sink != nil && s.now != nil {
+			s.acceptFrom = s.now()
+		}
 	}
 	s.sink = sink
 	if sink != nil {
@@ -226,7 +240,7 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 		}
 		b = plain
 	}
-	if s.sink == nil || s.pkt.Unmarshal(b) != nil || s.pkt.Version != 2 {
+	if s.sink == nil || arrival.Before(s.acceptFrom) || s.pkt.Unmarshal(b) != nil || s.pkt.Version != 2 {
 		s.stats.Dropped++
 		return
 	}

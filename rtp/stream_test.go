@@ -914,3 +914,21 @@ func TestStreamSequenceRestart(t *testing.T) {
 		t.Errorf("stats after a sequence restart = %+v, want 0 lost, 1 duplicate, 4 received", st)
 	}
 }
+
+// TestStreamDropsPacketsFromBeforeItsSink: a sweep reads a socket after the fact; packets that were waiting
+// there when recording was switched on (audio sent on hold) are not recorded.
+func TestStreamDropsPacketsFromBeforeItsSink(t *testing.T) {
+	s := NewStream(PayloadMap{0: EncodingPCMU})
+	s.setClock(func() time.Time { return at(8000) }) // recording switched on 1 s after baseTime
+	sink := newFakeSink(0)
+	s.SetSink(sink)
+	packet{seq: 1, ts: 160, arrive: 7840}.send(s) // arrived before: on hold
+	packet{seq: 2, ts: 320, arrive: 8000}.send(s)
+	packet{seq: 3, ts: 480, arrive: 8160}.send(s)
+	if got := s.Stats(); got.Dropped != 1 || got.Received != 2 {
+		t.Errorf("Stats() = %+v, want 1 dropped and 2 received", got)
+	}
+	if len(sink.writes) != 2 {
+		t.Errorf("%d writes, want 2", len(sink.writes))
+	}
+}

@@ -540,9 +540,13 @@ func (s *Session) setRecording(ctx context.Context, on bool) error {
 			return err
 		}
 		direction = "recvonly"
+	} else {
+		// A pause takes effect now: what the SRC sends while the re-INVITE is in flight (a customer on hold,
+		// card details in a secure pause) is not recorded.
+		s.setSinks(false)
 	}
 	err := s.reinvite(ctx, direction)
-	if err != nil || !on {
+	if err != nil {
 		s.setSinks(false)
 	}
 	if err != nil && opened {
