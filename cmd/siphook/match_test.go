@@ -119,7 +119,7 @@ func (w *world) invite(ctx context.Context, template string) *siptest.Call {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if d := strings.Join(call.Directions(), ","); d != "inactive,inactive" {
+	if d := strings.Join(call.AnswerDirections, ","); d != "inactive,inactive" {
 		w.t.Fatalf("answered %s, want inactive until matched", d)
 	}
 	return call

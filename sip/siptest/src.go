@@ -131,8 +131,11 @@ type Call struct {
 	src    *SRC
 	dlg    *sipgo.DialogClientSession
 	CallID string
-	Answer *sip.Response  // the SRS's final response to the INVITE
-	media  []*net.UDPConn // one per audio m-line of the offer
+	Answer *sip.Response // the SRS's final response to the INVITE
+	// AnswerDirections are the directions the answer gave our audio m-lines (Directions may already reflect
+	// a re-INVITE that came at once).
+	AnswerDirections []string
+	media            []*net.UDPConn // one per audio m-line of the offer
 
 	reinvites chan *sip.Request
 	ended     chan struct{} // closed when the SRS hangs up
@@ -239,6 +242,7 @@ func (s *SRC) Invite(ctx context.Context, d Dial) (*Call, error) {
 		c.Close()
 		return nil, err
 	}
+	c.AnswerDirections = c.Directions()
 	if !d.SkipAck {
 		if err := dlg.Ack(ctx); err != nil {
 			c.Close()
