@@ -397,13 +397,6 @@ func TestCTITail(t *testing.T) {
 	}
 }
 
-func sum(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
 
 // TestOpsEndpoints: the operator endpoints on the AudioHook listener. /metrics is Prometheus text with
 // every component's series (checked by parsing it, as a scraper would); /healthz and /readyz answer 200.

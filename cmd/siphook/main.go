@@ -1,6 +1,7 @@
 // Command siphook records contact-centre calls from SIPREC SBCs.
 //
 //	siphook [serve] [flags]   run the server (the default)
+//	siphook demo              play a short story against in-process fakes, then serve its recordings in the web UI
 //	siphook check-config      validate the configuration and print it as loaded
 //	siphook env               list the SIPHOOK_* variables and the keys they set
 //	siphook check-audiohook   run Genesys's AudioHook connection probe against a server
@@ -79,11 +80,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return checkAudioHook(args, stdout, stderr)
 	case "cti-tail":
 		return ctiTail(args, stdout, stderr)
+	case "demo":
+		return runDemo(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, check-config, env, check-audiohook, cti-tail or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, demo, check-config, env, check-audiohook, cti-tail or version)", cmd)
 }
 
 // loadConfig layers defaults, the config file, the environment and the flags, then validates.
