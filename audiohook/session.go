@@ -763,6 +763,7 @@ func (r *recording) finalise() {
 				doc.Channels[i].Stats.LateSamples = uint64(wav.Channel(i).Late())
 			}
 			doc.State = recorder.StateCompleted
+			doc.NotRecorded = "" // recorded all the same (immediate activation)
 			err = wav.Close(&doc)
 		} else {
 			doc.State = recorder.StateNeverActivated

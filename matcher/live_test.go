@@ -59,3 +59,24 @@ func TestSessions(t *testing.T) {
 		t.Errorf("held call: session state %q, want paused", got.State)
 	}
 }
+
+// TestNotRecordedReason: a session matched to a call that never asked it to record ends with the reason;
+// one that recorded does not.
+func TestNotRecordedReason(t *testing.T) {
+	e := newEnv(t, DefaultConfig())
+	consult := newSession("s-consult", ucid("00144536801698162784"))
+	e.on(with(call("conv-1", CallActive, []Agent{agentA, agentB}, "00144536801698162784"), func(c *Call) { c.Consult = true }))
+	e.add(consult, "acme")
+	e.m.RemoveSession(consult)
+	if got := consult.Last(); got.ConversationID != "conv-1" || !strings.HasPrefix(got.NotRecorded, "a consultation") {
+		t.Errorf("consult leg's last annotation: conversation %q, not recorded %q", got.ConversationID, got.NotRecorded)
+	}
+
+	recorded := newSession("s-recorded", ucid("00071252811778010124"))
+	e.on(call("conv-2", CallActive, []Agent{agentA}, "00071252811778010124"))
+	e.add(recorded, "acme")
+	e.m.RemoveSession(recorded)
+	if got := recorded.Last(); got.NotRecorded != "" {
+		t.Errorf("a recorded session says it was not recorded: %q", got.NotRecorded)
+	}
+}

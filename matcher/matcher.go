@@ -233,6 +233,11 @@ func (m *Matcher) RemoveSession(s MediaSession) {
 	var conv string
 	if b.conv != nil {
 		conv = b.conv.key.id
+		if !b.everActive {
+			b.annVer++
+			b.lastAnn = m.annotation(b)
+			b.lastAnn.NotRecorded = notRecordedReason(b.last)
+		}
 		if b.annVer > 0 {
 			out = append(out, delivery{b: b, s: b.s, a: b.lastAnn, ver: b.annVer})
 		}
@@ -704,7 +709,7 @@ func (m *Matcher) annotation(b *binding) Annotation {
 func sameAnnotation(a, b Annotation) bool {
 	return a.Tenant == b.Tenant && a.ConversationID == b.ConversationID && a.Direction == b.Direction &&
 		a.QueueID == b.QueueID && a.ANI == b.ANI && a.DNIS == b.DNIS && a.MatchedBy == b.MatchedBy &&
-		a.MatchedAt.Equal(b.MatchedAt) && a.MatchLatency == b.MatchLatency && a.Unmatched == b.Unmatched &&
+		a.MatchedAt.Equal(b.MatchedAt) && a.MatchLatency == b.MatchLatency && a.Unmatched == b.Unmatched && a.NotRecorded == b.NotRecorded &&
 		slices.Equal(a.Related, b.Related) && slices.Equal(a.Agents, b.Agents) &&
 		slices.EqualFunc(a.Segments, b.Segments, func(x, y Segment) bool {
 			return x.Start.Equal(y.Start) && x.State == y.State && x.Reason == y.Reason && slices.Equal(x.Agents, y.Agents)

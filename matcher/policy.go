@@ -122,6 +122,24 @@ func (c Config) desired(call Call, cur mediaState, everActive bool) mediaState {
 	return cur
 }
 
+// notRecordedReason says why a session matched to a call was never asked to record, from the last
+// observation of the call: what the operator reads for "why was this call not recorded?".
+func notRecordedReason(last Call) string {
+	switch {
+	case last.Consult && !last.Transfer && !last.Conference:
+		return "a consultation: a session matched while agents consult each other is not recorded"
+	case last.SecurePause:
+		return "the call was in a secure pause"
+	case last.State == CallEnded:
+		return "the call had ended"
+	case last.State == CallHeld:
+		return "the call stayed on hold"
+	case len(last.Agents) == 0:
+		return "no tracked agent was on the call"
+	}
+	return "the recording policy kept it idle"
+}
+
 // Segment reasons.
 const (
 	ReasonMatched     = "matched"

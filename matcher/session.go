@@ -92,6 +92,7 @@ type Annotation struct {
 	MatchedAt      time.Time
 	MatchLatency   time.Duration // from the later of media and CTI arriving to the match
 	Unmatched      string        // why the session was never matched
+	NotRecorded    string        // matched but never asked to record: why (set when the session is removed)
 	Related        []string      // ids of other media sessions recording the same conversation
 }
 

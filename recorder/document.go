@@ -28,9 +28,10 @@ type Document struct {
 	Start        time.Time         `json:"start"`
 	End          *time.Time        `json:"end,omitempty"`
 	DurationSec  float64           `json:"duration_seconds"`
-	Audio        *AudioInfo        `json:"audio,omitempty"`     // nil when no audio file exists
-	Call         *CallInfo         `json:"call,omitempty"`      // what the CTI feed says about the call; nil when unmatched
-	Unmatched    string            `json:"unmatched,omitempty"` // why the recording was never tied to a CTI call
+	Audio        *AudioInfo        `json:"audio,omitempty"`        // nil when no audio file exists
+	Call         *CallInfo         `json:"call,omitempty"`         // what the CTI feed says about the call; nil when unmatched
+	Unmatched    string            `json:"unmatched,omitempty"`    // why the recording was never tied to a CTI call
+	NotRecorded  string            `json:"not_recorded,omitempty"` // tied to a call, but never asked to record: why
 }
 
 // CallInfo is the CTI side of a recording: the conversation it was matched to and what happened on it.

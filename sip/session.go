@@ -1022,6 +1022,7 @@ func (s *Session) finalise() {
 	var err error
 	if rec != nil {
 		doc.State = "completed"
+		doc.NotRecorded = "" // recorded all the same (immediate activation)
 		err = rec.Close(doc)
 	} else {
 		doc.State = "never_activated"

@@ -82,6 +82,9 @@ func TestMatchConsultNotRecorded(t *testing.T) {
 	if !slices.Contains(doc.Call.Related, legID) || !slices.Contains(legDoc.Call.Related, id) {
 		t.Errorf("related: customer %v, leg %v", doc.Call.Related, legDoc.Call.Related)
 	}
+	if legDoc.State != recorder.StateNeverActivated || !strings.HasPrefix(legDoc.NotRecorded, "a consultation") || doc.NotRecorded != "" {
+		t.Errorf("not recorded: leg %s %q, customer %q; want the leg's record to say it was a consultation", legDoc.State, legDoc.NotRecorded, doc.NotRecorded)
+	}
 	states := segmentStates(doc)
 	if len(states) < 3 || states[0] != "ACTIVE" || !slices.Contains(states, "HELD") || states[len(states)-1] != "ACTIVE" {
 		t.Errorf("customer's segments %v: want ACTIVE, HELD (consult), …, ACTIVE (cancelled)", states)

@@ -332,6 +332,9 @@ func (d *demo) listRecordings(ctx context.Context) error {
 				agents = append(agents, a.Name)
 			}
 			how = "matched by " + doc.Call.MatchedBy
+			if doc.NotRecorded != "" {
+				how += "; not recorded: " + doc.NotRecorded
+			}
 		}
 		fmt.Fprintf(d.opts.Out, "  %s  %-9s  %-15s %5.1fs  %-22s %s\n    %s\n", doc.RecordingID, doc.Source, doc.State, doc.DurationSec,
 			strings.Join(agents, ", "), how, d.url()+"#/recordings/"+doc.RecordingID)

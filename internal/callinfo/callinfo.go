@@ -21,6 +21,7 @@ func Apply(doc *recorder.Document, a *matcher.Annotation) {
 		ANI: a.ANI, DNIS: a.DNIS, MatchedBy: string(a.MatchedBy.Kind) + " " + a.MatchedBy.Value,
 		MatchedAt: a.MatchedAt.UTC(), MatchLatencyMs: a.MatchLatency.Milliseconds(), Related: a.Related,
 	}
+	doc.NotRecorded = a.NotRecorded
 	for _, ag := range a.Agents {
 		info.Agents = append(info.Agents, recorder.CallAgent{UserID: ag.UserID, Name: ag.Name})
 	}
