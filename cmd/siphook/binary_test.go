@@ -397,7 +397,6 @@ func TestCTITail(t *testing.T) {
 	}
 }
 
-
 // TestOpsEndpoints: the operator endpoints on the AudioHook listener. /metrics is Prometheus text with
 // every component's series (checked by parsing it, as a scraper would); /healthz and /readyz answer 200.
 func TestOpsEndpoints(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/siphook/siphook/api"
 	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/cti/genesys"
 	"github.com/siphook/siphook/cti/webhook"
@@ -33,6 +36,7 @@ type Config struct {
 	Genesys   genesys.Config   `yaml:"genesys"`
 	Webhook   webhook.Config   `yaml:"webhook"`
 	Matcher   matcher.Config   `yaml:"matcher"`
+	API       api.Config       `yaml:"api"`
 	Shutdown  ShutdownConfig   `yaml:"shutdown"`
 }
 
@@ -59,6 +63,7 @@ func defaultConfig() Config {
 		AudioHook: audiohook.DefaultConfig(),
 		Genesys:   genesys.DefaultConfig(),
 		Matcher:   matcher.DefaultConfig(),
+		API:       api.DefaultConfig(),
 		Shutdown:  ShutdownConfig{DrainTimeout: 30 * time.Second},
 	}
 	cfg.SIP.Activation, cfg.AudioHook.Activation = "", ""
@@ -93,7 +98,14 @@ func (c Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
-	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate(), c.Webhook.Validate(), c.Matcher.Validate())
+	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate(),
+		c.Webhook.Validate(), c.Matcher.Validate(), c.API.Validate())
+	if c.API.Enabled && c.AudioHook.Listen != "" && len(c.API.AllTokens()) == 0 && !loopbackListener(c.AudioHook.Listen) {
+		// Without a token the API serves loopback clients only; on a reachable address that would look like a
+		// broken API, or tempt someone to proxy it open. Refuse instead.
+		errs = append(errs, fmt.Errorf("api: the recordings API and web UI would listen on %s (audiohook.listen) with no token: "+
+			"set SIPHOOK_API_TOKEN (or api.token, api.tokens), listen on loopback, or set api.enabled: false", c.AudioHook.Listen))
+	}
 	if c.Shutdown.DrainTimeout < 0 {
 		errs = append(errs, errors.New("shutdown.drain_timeout must not be negative"))
 	}
@@ -102,6 +114,19 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("recorder.lag %v must exceed rtp.sweep_interval %v", c.Recorder.Lag, c.RTP.SweepInterval))
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackListener says whether a listen address can be reached from this host only.
+func loopbackListener(hostPort string) bool {
+	host, _, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // loadFile decodes a YAML file over cfg; unknown keys are errors so a typo fails at start, not in production.
@@ -217,7 +242,7 @@ func setValue(f reflect.Value, s string) error {
 // isSecret says which keys check-config never prints.
 func isSecret(key string) bool {
 	return strings.Contains(key, "secret") || strings.Contains(key, "password") || strings.HasSuffix(key, "key_file") ||
-		strings.HasSuffix(key, "api_key") || key == "token"
+		strings.HasSuffix(key, "api_key") || strings.HasSuffix(key, "token")
 }
 
 // redact blanks every non-empty secret in v (a config struct), lists of records included.

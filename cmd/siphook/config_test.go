@@ -2,14 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/siphook/siphook/cti/genesys/genesystest"
 	"github.com/siphook/siphook/sip"
+	"github.com/siphook/siphook/sip/siptest"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -155,9 +160,74 @@ func TestCheckConfigRedactsSecrets(t *testing.T) {
 	}
 }
 
-// TestDeployExampleConfig: the example configuration shipped in deploy/ loads and validates.
+// TestDeployExampleConfig: the example configuration shipped in deploy/ loads and validates with the API
+// token its comments ask for in the environment, and without one the server refuses to open the API on a
+// public address.
 func TestDeployExampleConfig(t *testing.T) {
-	if _, err := loadConfig([]string{"-config", "../../deploy/siphook.example.yaml"}, io.Discard); err != nil {
+	t.Setenv("SIPHOOK_API_TOKEN", "example-admin-token-0123456789")
+	cfg, err := loadConfig([]string{"-config", "../../deploy/siphook.example.yaml"}, io.Discard)
+	if err != nil {
 		t.Fatalf("deploy/siphook.example.yaml: %v", err)
+	}
+	var out strings.Builder
+	if err := printConfig(&out, cfg); err != nil || strings.Contains(out.String(), "example-admin-token") {
+		t.Errorf("check-config prints the API token (or failed: %v):\n%s", err, out.String())
+	}
+	t.Setenv("SIPHOOK_API_TOKEN", "")
+	_, err = loadConfig([]string{"-config", "../../deploy/siphook.example.yaml"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "would listen on 0.0.0.0:8080 (audiohook.listen) with no token") {
+		t.Errorf("no API token on 0.0.0.0: %v", err)
+	}
+	t.Setenv("SIPHOOK_API_ENABLED", "false")
+	if _, err := loadConfig([]string{"-config", "../../deploy/siphook.example.yaml"}, io.Discard); err != nil {
+		t.Errorf("API disabled: %v", err)
+	}
+}
+
+// TestDashboardMetricsExist: every siphook_* series the Grafana dashboard in deploy/ plots is one the server
+// exports (with every component configured), so a renamed metric cannot leave a panel silently empty.
+func TestDashboardMetricsExist(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Labelled series exist once something happened: a refused INVITE, a call matched, recorded and ended,
+	// an API request.
+	w := newWorld(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	refused, err := siptest.LoadTemplate("../../testdata/siprec/miarec-cisco-cube-nbr-msg01-INVITE.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.src.Invite(ctx, siptest.Dial{Target: w.app.sip.Addr("tcp"), Template: refused}); siptest.ResponseCode(err) != 403 {
+		t.Fatalf("a non-SIPREC INVITE: %v, want 403", err)
+	}
+	c := w.fake.InboundCall(genesystest.UUI(templateUUI)).Answer(agentA)
+	call := w.invite(ctx, "oracle-sbc-2026-headers-template-INVITE.txt")
+	expectDirections(ctx, t, call, "recvonly")
+	call.SendTones(ctx, []float64{440, 1000}, 200*time.Millisecond)
+	c.CustomerHangup()
+	call.Bye(ctx)
+	if res, err := http.Get("http://" + w.app.hook.Addr() + "/api/v1/recordings"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("API: %v %v", res, err)
+	}
+	families, err := w.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, mf := range families {
+		exported[mf.GetName()] = true
+	}
+	names := regexp.MustCompile(`siphook_[a-z0-9_]+`).FindAllString(string(b), -1)
+	if len(names) < 20 {
+		t.Fatalf("only %d series found in the dashboard", len(names))
+	}
+	for _, name := range names {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if !exported[base] {
+			t.Errorf("the dashboard plots %s, which the server does not export", name)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,6 +64,7 @@ type demo struct {
 	cfg   Config
 	start time.Time
 	seq   uint16 // UCIDs handed out
+	once  sync.Once
 }
 
 func runDemo(args []string, stdout, stderr io.Writer) error {
@@ -147,16 +149,19 @@ func startDemo(opts demoOptions) (*demo, error) {
 
 func (d *demo) url() string { return "http://" + d.app.hook.Addr() + "/" }
 
+// stop ends the server and the fakes; safe to call twice.
 func (d *demo) stop() {
-	if d.src != nil {
-		d.src.Close()
-	}
-	if d.app != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		d.app.stop(ctx)
-	}
-	d.fake.Close()
+	d.once.Do(func() {
+		if d.src != nil {
+			d.src.Close()
+		}
+		if d.app != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			d.app.stop(ctx)
+		}
+		d.fake.Close()
+	})
 }
 
 func (d *demo) say(format string, args ...any) {

@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/siphook/siphook/api"
 	"github.com/siphook/siphook/audiohook"
 	"github.com/siphook/siphook/audiohook/hooktest"
 	"github.com/siphook/siphook/cti"
@@ -203,6 +204,8 @@ type app struct {
 	sip    *sip.Server
 	hook   *audiohook.Server
 	match  *matcher.Matcher
+	index  *api.Index  // nil: API off
+	api    *api.Server // nil: API off
 	cancel context.CancelFunc
 	bg     sync.WaitGroup // CTI sources and the matcher's sweeper
 }
@@ -218,11 +221,26 @@ func startApp(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*app, err
 		return nil, err
 	}
 	var err error
-	if a.rec, err = recorder.New(cfg.Recorder, recorder.WithLogger(log.With("component", "recorder")), recorder.WithRegisterer(reg)); err != nil {
+	recOpts := []recorder.Option{recorder.WithLogger(log.With("component", "recorder")), recorder.WithRegisterer(reg)}
+	serveAPI := cfg.API.Enabled && cfg.AudioHook.Listen != ""
+	if serveAPI {
+		// The index learns of every document as it is written; it opens first so none is missed.
+		if a.index, err = api.OpenIndex(cfg.Recorder.Dir, api.WithIndexLogger(log.With("component", "api"))); err != nil {
+			return fail(err)
+		}
+		recOpts = append(recOpts, recorder.WithDocumentHook(a.index.Observe))
+	}
+	if a.rec, err = recorder.New(cfg.Recorder, recOpts...); err != nil {
 		return fail(err)
 	}
 	if a.match, err = matcher.New(cfg.Matcher, matcher.WithLogger(log.With("component", "matcher")), matcher.WithRegisterer(reg)); err != nil {
 		return fail(err)
+	}
+	if serveAPI {
+		if a.api, err = api.NewServer(cfg.API, a.index, cfg.Recorder.Dir, api.WithLogger(log.With("component", "api")),
+			api.WithSessions(liveSessions{a.match}), api.WithRegisterer(reg)); err != nil {
+			return fail(err)
+		}
 	}
 	a.bg.Go(func() { a.match.Run(ctx) })
 	media, err := rtp.NewReceiver(cfg.RTP, rtp.WithLogger(log.With("component", "rtp")), rtp.WithRegisterer(reg))
@@ -320,6 +338,9 @@ func (a *app) stop(ctx context.Context) {
 	}
 	if a.rec != nil {
 		a.rec.Close()
+	}
+	if a.index != nil {
+		a.index.Close()
 	}
 }
 

@@ -563,9 +563,13 @@ func waitDocuments(t *testing.T, dir string, n int) []*recorder.Document {
 	}
 }
 
+// listFiles lists the recordings' files under dir (not the API's index, .index/).
 func listFiles(dir string) []string {
 	var out []string
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p != dir && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
 		if err == nil && !d.IsDir() {
 			out = append(out, p)
 		}
