@@ -129,8 +129,8 @@ type Stream struct {
 	// what sat there while recording was off (a customer on hold) must not be recorded when it resumes.
 	now        func() time.Time // the receiver's arrival clock, set by Receiver.Open; nil: no such check
 	acceptFrom time.Time
-	srtp     *Decrypter
-	stats    Stats
+	srtp       *Decrypter
+	stats      Stats
 
 	anchored   bool
 	ssrc       uint32
