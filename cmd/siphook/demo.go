@@ -206,7 +206,7 @@ func (d *demo) inbound(ctx context.Context) error {
 	u, uui := d.nextUCID()
 	c := d.fake.InboundCall(genesystest.UUI(uui), genesystest.ANI(demoCustomer), genesystest.DNIS(demoContact),
 		genesystest.CustomerName("Carol Customer")).IVR()
-	call, err := d.invite(ctx, demoInvite{uui: uui, ucid: u})
+	call, err := d.invite(ctx, demoInvite{uui: uui, ucid: u, customer: demoCustomer, name: "Carol Customer"})
 	if err != nil {
 		return err
 	}
@@ -234,8 +234,8 @@ func (d *demo) inbound(ctx context.Context) error {
 }
 
 func (d *demo) outbound(ctx context.Context) error {
-	c := d.fake.OutboundCall(demoBob, genesystest.DNIS(demoCustomer)).RemoteAnswer()
-	call, err := d.invite(ctx, demoInvite{conversation: c.ID(), outbound: true})
+	c := d.fake.OutboundCall(demoBob, genesystest.ANI(demoContact), genesystest.DNIS("+15550123")).RemoteAnswer()
+	call, err := d.invite(ctx, demoInvite{conversation: c.ID(), outbound: true, customer: "+15550123", name: "Erin Customer"})
 	if err != nil {
 		return err
 	}
@@ -270,8 +270,10 @@ func (d *demo) audioHook(ctx context.Context) error {
 
 func (d *demo) consult(ctx context.Context) error {
 	u, uui := d.nextUCID()
-	c := d.fake.InboundCall(genesystest.UUI(uui), genesystest.ANI("+15550177"), genesystest.DNIS(demoContact)).Answer(demoAlice)
-	call, err := d.invite(ctx, demoInvite{uui: uui, ucid: u})
+	c := d.fake.InboundCall(genesystest.UUI(uui), genesystest.ANI("+15550177"), genesystest.DNIS(demoContact),
+		genesystest.CustomerName("Frank Customer")).Answer(demoAlice)
+	consultInvite := demoInvite{uui: uui, ucid: u, customer: "+15550177", name: "Frank Customer"}
+	call, err := d.invite(ctx, consultInvite)
 	if err != nil {
 		return err
 	}
@@ -284,7 +286,7 @@ func (d *demo) consult(ctx context.Context) error {
 		return err
 	}
 	d.say("    Alice consults Bob: the customer is held and the customer's recording pauses")
-	leg, err := d.invite(ctx, demoInvite{uui: uui, ucid: u})
+	leg, err := d.invite(ctx, consultInvite)
 	if err != nil {
 		return err
 	}
@@ -309,7 +311,7 @@ func (d *demo) consult(ctx context.Context) error {
 
 func (d *demo) unmatched(ctx context.Context) error {
 	u, uui := d.nextUCID()
-	call, err := d.invite(ctx, demoInvite{uui: uui, ucid: u})
+	call, err := d.invite(ctx, demoInvite{uui: uui, ucid: u, customer: "+15550188", name: "Gina Customer"})
 	if err != nil {
 		return err
 	}
@@ -394,15 +396,19 @@ type demoInvite struct {
 	uui          string       // UUI hex (no protocol discriminator); "" for none
 	ucid         matcher.UCID // also in the metadata, as Oracle's apkt:ucid
 	conversation string       // x-inin-cnv in the metadata (Genesys's header on outbound calls)
+	customer     string       // the customer's number: the caller, or the callee of an outbound call
+	name         string       // the customer's name
 	outbound     bool
 }
 
 // invite sends an Oracle SBC style SIPREC INVITE (two streams, RFC 7865 metadata with apkt extensions) and
 // checks it is answered inactive.
 func (d *demo) invite(ctx context.Context, in demoInvite) (*siptest.Call, error) {
-	caller, callee := demoCustomer, demoContact
+	caller, callee := in.customer, demoContact
+	callerName, calleeName := in.name, "Contact centre"
 	if in.outbound {
-		caller, callee = demoContact, demoCustomer
+		caller, callee = demoContact, in.customer
+		callerName, calleeName = calleeName, callerName
 	}
 	var headers, session, extension string
 	if in.uui != "" {
@@ -412,7 +418,7 @@ func (d *demo) invite(ctx context.Context, in demoInvite) (*siptest.Call, error)
 	if in.conversation != "" {
 		extension = `<apkt:header label="x-inin-cnv"><value>` + in.conversation + "</value></apkt:header>\n"
 	}
-	tmpl, err := siptest.ParseTemplate(fmt.Sprintf(demoInviteFormat, headers, session, caller, extension, callee))
+	tmpl, err := siptest.ParseTemplate(fmt.Sprintf(demoInviteFormat, headers, session, caller, callerName, extension, callee, calleeName))
 	if err != nil {
 		return nil, err
 	}
@@ -426,7 +432,8 @@ func (d *demo) invite(ctx context.Context, in demoInvite) (*siptest.Call, error)
 	return call, nil
 }
 
-// demoInviteFormat: headers, session extensions, caller, caller extensions, callee.
+// demoInviteFormat: headers, session extensions, caller number and name, caller extensions, callee number
+// and name.
 const demoInviteFormat = `INVITE sip:srs@siphook.demo SIP/2.0
 Require: siprec
 Supported: siprec, timer
@@ -465,15 +472,18 @@ Content-Disposition: recording-session
 </extensiondata>
 </session>
 <participant id="cGFydHktY2FsbGVy" session="c2Vzc2lvbi1kZW1v">
-<nameID aor="sip:%s@sbc.demo"/>
+<nameID aor="sip:%s@sbc.demo"><name>%s</name></nameID>
 <send>c3RyZWFtLWNhbGxlcg==</send>
 <extensiondata xmlns:apkt="http://acmepacket.com/siprec/extensiondata">
 <apkt:callingParty>true</apkt:callingParty>
 %s</extensiondata>
 </participant>
 <participant id="cGFydHktY2FsbGVl" session="c2Vzc2lvbi1kZW1v">
-<nameID aor="sip:%s@genesys.demo"/>
+<nameID aor="sip:%s@genesys.demo"><name>%s</name></nameID>
 <send>c3RyZWFtLWNhbGxlZQ==</send>
+<extensiondata xmlns:apkt="http://acmepacket.com/siprec/extensiondata">
+<apkt:callingParty>false</apkt:callingParty>
+</extensiondata>
 </participant>
 <stream id="c3RyZWFtLWNhbGxlcg==" session="c2Vzc2lvbi1kZW1v"><label>1</label></stream>
 <stream id="c3RyZWFtLWNhbGxlZQ==" session="c2Vzc2lvbi1kZW1v"><label>2</label></stream>
