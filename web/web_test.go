@@ -557,7 +557,7 @@ func TestBrowser(t *testing.T) {
 	b.Step("open recording", 10*time.Second, chromedp.Click(chromedp.CSS("#results tr.recording a.recording-link")))
 	b.Wait(`location.hash === '#/recordings/` + recMatched + `' && document.getElementById('player') !== null && ` +
 		`document.querySelectorAll('#waveforms canvas.waveform').length === 2`)
-	if got := b.Eval(`[...document.querySelectorAll('#waveforms .track-label')].map((e) => e.textContent).join(',')`); got != "caller,agent" {
+	if got := b.Eval(`[...document.querySelectorAll('#waveforms .track-label')].map((e) => e.textContent).join(',')`); got != "caller · Carol <b>Caller</b>,callee · Alice Agent" { // SIPREC: named by participant
 		t.Errorf("waveform labels %q", got)
 	}
 	if got := b.Eval(`[...document.querySelectorAll('#timeline .lane .segment')].map((e) => e.className + '=' + e.title.split('\n').join('|')).join(' ; ')`); !strings.Contains(got, "state-held") ||

@@ -52,15 +52,19 @@ function fmtTime(iso) {
     `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
 }
 
-// fmtDur shows seconds as m:ss, or h:mm:ss from an hour on.
-function fmtDur(sec, round = true) {
+// fmtDur shows seconds as m:ss, or h:mm:ss from an hour on. It floors, as media players do, so a total and
+// a position agree everywhere (a 3.5 s recording is 0:03 long, and its end is at 0:03).
+function fmtDur(sec) {
   if (!Number.isFinite(sec) || sec < 0) sec = 0;
-  const s = round ? Math.round(sec) : Math.floor(sec);
+  const s = Math.floor(sec + 1e-6);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const r = s % 60;
   return h > 0 ? `${h}:${pad2(m)}:${pad2(r)}` : `${m}:${pad2(r)}`;
 }
+
+// secondsTip gives the exact length behind a floored m:ss, for a tooltip: "3.51 s".
+const secondsTip = (sec) => (Number.isFinite(sec) && sec > 0 ? `${sec.toFixed(2)} s` : null);
 
 // fmtAgo shows an elapsed number of seconds as "45s", "2m 10s" or "1h 05m".
 function fmtAgo(sec) {
@@ -75,25 +79,71 @@ function fmtAgo(sec) {
 function fmtOffset(sec) {
   if (!Number.isFinite(sec) || sec < 0) sec = 0;
   const tenths = Math.round(sec * 10);
-  return `${fmtDur(Math.floor(tenths / 10), false)}.${tenths % 10}`;
+  return `${fmtDur(Math.floor(tenths / 10))}.${tenths % 10}`;
 }
 
-// factLabel turns a session key such as sip_call_id into a label: "SIP call ID".
+// Words of session keys written otherwise than in lower case.
+const ACRONYMS = new Set(['id', 'ani', 'dnis', 'sip', 'sips', 'ip', 'ucid', 'uui', 'tls', 'srtp', 'rtp', 'sdp', 'url', 'uri',
+  'src', 'srs', 'cti', 'ivr', 'tcp', 'udp']);
+const SPECIAL_WORDS = { ids: 'IDs', audiohook: 'AudioHook', siprec: 'SIPREC' };
+
+// factLabel turns a session key such as sip_call_id into a label: "SIP call ID", "AudioHook session IDs".
 function factLabel(key) {
   const words = String(key).split(/[_\s]+/).filter(Boolean).map((w) => {
     const l = w.toLowerCase();
-    return ['id', 'sip', 'ip', 'ucid', 'uui', 'tls', 'srtp', 'url', 'uri'].includes(l) ? l.toUpperCase() : l;
+    if (ACRONYMS.has(l)) return l.toUpperCase();
+    return SPECIAL_WORDS[l] || l;
   });
   if (words.length && words[0] === words[0].toLowerCase()) words[0] = words[0].charAt(0).toUpperCase() + words[0].slice(1);
   return words.join(' ');
 }
 
 const shortID = (s, n = 8) => (s && s.length > n + 1 ? s.slice(0, n) + '…' : s || '');
-const ellipsis = (s, n) => (s && s.length > n ? s.slice(0, n - 1) + '…' : s || '');
-const stripScheme = (s) => String(s || '').replace(/^(tel|sips?):/i, '');
 const agentName = (a) => (a && (a.name || a.user_id)) || '';
 const agentNames = (list) => (list || []).map(agentName).filter(Boolean).join(', ');
 const keyText = (k) => `${k.kind} ${k.value}`;
+
+// fmtNumber shows an address as the number (or user) it names: tel:+15550100;phone-context=x and
+// sip:+15550100@sbc.example;user=phone are both +15550100. Anything else is shown as it is.
+function fmtNumber(s) {
+  const v = String(s || '').trim();
+  const m = /^(tel|sips?):([^;?]*)/i.exec(v);
+  if (!m) return v;
+  let user = m[2];
+  if (m[1].toLowerCase() !== 'tel') {
+    const at = user.lastIndexOf('@');
+    if (at > 0) user = user.slice(0, at);
+  }
+  try {
+    user = decodeURIComponent(user);
+  } catch {
+    // keep it as written
+  }
+  return user || v;
+}
+
+// uniqueKeys drops repeated (kind, value) pairs: the same UCID often comes from two origins.
+function uniqueKeys(keys) {
+  const seen = new Set();
+  return (keys || []).filter((k) => {
+    const id = `${k.kind}\u0000${k.value}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+// channelLabel names a channel of the document. SIPREC channels are named after their participant (the SDP
+// label, "1" or "2", says little): "caller · Carol Customer", or the number when there is no name. Other
+// channels (AudioHook's external and internal) keep their label.
+function channelLabel(doc, c) {
+  const fallback = (c && c.label) || (c ? `channel ${c.index}` : '');
+  if (!c || doc.source !== 'siprec' || !c.participant_id) return fallback;
+  const p = (doc.participants || []).find((x) => x.id === c.participant_id);
+  if (!p) return fallback;
+  const who = p.name || fmtNumber(p.aor);
+  return [p.role, who].filter(Boolean).join(' · ') || fallback;
+}
 
 // toLocalInput turns an RFC 3339 time into a datetime-local input value.
 function toLocalInput(iso) {
@@ -352,30 +402,30 @@ function recordingHref(id) {
 
 function recordingRow(r) {
   const href = recordingHref(r.id);
+  // Every cell is one line, cut with an ellipsis (style.css); the title holds the whole value.
   let matched;
   if (r.matched && r.not_recorded) {
-    matched = el('span', { class: 'unmatched', title: `matched by ${r.matched_by || '?'}; not recorded: ${r.not_recorded}`,
-      text: `✓ not recorded: ${ellipsis(r.not_recorded, 60)}` });
+    matched = el('td', { class: 'matched-cell', title: `matched by ${r.matched_by || '?'}\nnot recorded: ${r.not_recorded}` },
+      el('span', { class: 'ok', text: '✓ ' }), el('span', { class: 'unmatched', text: `not recorded: ${r.not_recorded}` }));
   } else if (r.matched) {
-    matched = el('span', { class: 'ok', title: r.matched_by ? `matched by ${r.matched_by}` : 'matched', text: '✓' });
+    matched = el('td', { class: 'matched-cell', title: r.matched_by ? `matched by ${r.matched_by}` : 'matched' },
+      el('span', { class: 'ok', text: '✓' }));
   } else {
-    matched = el('span', {
-      class: 'unmatched',
-      title: r.unmatched || 'never matched to a CTI call',
-      text: r.unmatched ? ellipsis(r.unmatched, 80) : '✗ unmatched',
-    });
+    matched = el('td', { class: 'matched-cell', title: `not matched: ${r.unmatched || 'never matched to a CTI call'}` },
+      el('span', { class: 'unmatched', text: `✗ ${r.unmatched || 'unmatched'}` }));
   }
+  const agents = agentNames(r.agents);
   const tr = el('tr', { class: 'recording', 'data-id': r.id },
-    el('td', { class: 'nowrap' }, el('a', { class: 'recording-link', href, text: fmtTime(r.start) })),
-    el('td', { class: 'num', text: fmtDur(r.duration_seconds) }),
+    el('td', {}, el('a', { class: 'recording-link', href, title: r.start || null, text: fmtTime(r.start) })),
+    el('td', { class: 'num', title: secondsTip(r.duration_seconds), text: fmtDur(r.duration_seconds) }),
     el('td', {}, badge(r.source, 'source')),
-    el('td', {}, badge(r.state, 'state')),
+    el('td', { title: r.state || null }, badge(r.state, 'state')),
     el('td', { text: r.direction || '' }),
-    el('td', { class: 'nowrap', title: r.ani || null, text: stripScheme(r.ani) }),
-    el('td', { class: 'nowrap', title: r.dnis || null, text: stripScheme(r.dnis) }),
-    el('td', { class: 'agents-cell', title: agentNames(r.agents) || null, text: agentNames(r.agents) }),
-    el('td', { class: 'mono', title: r.conversation_id || null, text: shortID(r.conversation_id) }),
-    el('td', { class: 'matched-cell' }, matched),
+    el('td', { title: r.ani || null, text: fmtNumber(r.ani) }),
+    el('td', { title: r.dnis || null, text: fmtNumber(r.dnis) }),
+    el('td', { title: agents || null, text: agents }),
+    el('td', { class: 'mono', title: r.conversation_id || null, text: r.conversation_id || '' }),
+    matched,
   );
   tr.addEventListener('click', (ev) => {
     if (ev.target.closest('a') || getSelection().toString()) return;
@@ -462,32 +512,41 @@ function renderRecording(root, id, doc, signal, cleanups) {
       el('a', { class: 'button', id: 'download-json', href: base, download: `${id}.json`, text: '⤓ JSON' }),
       el('a', { class: 'button', href: '#/', text: '← Recordings' })));
 
+  // Without a call, the caller and the callee stand in for the ANI and the DNIS, as in the search results.
+  const party = (role) => (doc.participants || []).find((p) => p.role === role);
+  const ani = call ? call.ani : party('caller') && party('caller').aor;
+  const dnis = call ? call.dnis : party('callee') && party('callee').aor;
   const facts = [
     ['Start', fmtTime(doc.start)],
     ['End', doc.end ? fmtTime(doc.end) : 'still recording'],
-    ['Duration', fmtDur(doc.duration_seconds)],
+    ['Duration', fmtDur(doc.duration_seconds), null, secondsTip(doc.duration_seconds)],
   ];
+  if (call) facts.push(['Conversation', call.conversation_id, 'mono'], ['Direction', call.direction]);
+  facts.push(['ANI', fmtNumber(ani), null, ani], ['DNIS', fmtNumber(dnis), null, dnis]);
   if (call) {
     facts.push(
-      ['Conversation', call.conversation_id, 'mono'],
-      ['Direction', call.direction],
-      ['ANI', call.ani],
-      ['DNIS', call.dnis],
       ['Tenant', call.tenant],
       ['Queue', call.queue_id, 'mono'],
-      ['Matched by', call.matched_by],
+      ['Matched by', matchedBy(call.matched_by)],
       ['Matched at', call.matched_at ? `${fmtTime(call.matched_at)} (${call.match_latency_ms ?? 0} ms)` : ''],
     );
   }
   if (audio) facts.push(['Audio', `${audio.channels} ch · ${audio.sample_rate} Hz · ${audio.format || ''} · ${fmtDur(audioDur)}`]);
-  for (const [k, v] of Object.entries(doc.session || {})) facts.push([factLabel(k), v, 'mono']);
-  const dl = el('dl', { class: 'facts' });
-  for (const [k, v, cls] of facts) {
-    if (v === undefined || v === null || v === '') continue;
-    dl.append(el('dt', { text: k }), el('dd', { class: cls || null, text: String(v) }));
+
+  // The source's own facts, less those that repeat a call fact shown above (AudioHook sends the ANI, the
+  // DNIS and the conversation id too).
+  const shown = new Set([ani, dnis, fmtNumber(ani), fmtNumber(dnis), call && call.conversation_id].filter(Boolean));
+  const sessionFacts = Object.entries(doc.session || {})
+    .filter(([, v]) => !(v && (shown.has(v) || shown.has(fmtNumber(v)))))
+    .map(([k, v]) => [factLabel(k), v, 'mono']);
+
+  const card = el('div', { class: 'card facts-card' }, factList(facts));
+  if (sessionFacts.some(([, v]) => v !== undefined && v !== null && v !== '')) {
+    const src = doc.source === 'siprec' ? 'SIPREC' : doc.source === 'audiohook' ? 'AudioHook' : doc.source || '';
+    card.append(el('h4', { class: 'facts-sub', text: `${src} session`.trim() }), factList(sessionFacts, 'session-facts'));
   }
 
-  const parts = [head, el('div', { class: 'card' }, dl)];
+  const parts = [head, card];
 
   if (!call || doc.state === 'never_activated' || doc.not_recorded) parts.push(whyBlock(doc, call));
 
@@ -516,18 +575,20 @@ function renderRecording(root, id, doc, signal, cleanups) {
   parts.push(el('div', { class: 'columns' },
     section('Agents', agents, related ? el('h3', { text: 'Other recordings of this conversation' }) : null, related),
     section('Identifiers', table('identifiers', ['Kind', 'Value', 'Raw', 'Origin'],
-      (doc.identifiers || []).map((i) => [i.kind, [i.value, 'mono'], [i.raw, 'mono'], i.origin])))));
+      (doc.identifiers || []).map((i) => [i.kind, [i.value, 'mono'], [i.raw, 'mono raw', i.raw], [i.origin, 'nowrap']])))));
   parts.push(el('div', { class: 'columns' },
     section('Participants', table('participants', ['ID', 'Name', 'Address', 'Role', ''],
-      (doc.participants || []).map((p) => [[p.id, 'mono'], p.name, p.aor, p.role, p.left ? 'left' : '']))),
-    section('Channels', table('channels', ['#', 'Label', 'Codec', ['Recv', 'packets received'], ['Lost', 'packets lost'],
+      (doc.participants || []).map((p) => [[p.id, 'mono break'], p.name, [p.aor, 'break'], p.role, p.left ? 'left' : '']))),
+    section('Channels', table('channels', ['#', 'Channel', 'Codec', ['Recv', 'packets received'], ['Lost', 'packets lost'],
       ['Reord', 'packets reordered'], ['Dup', 'duplicate packets'], ['Late', 'late samples (dropped: their place was already written)'],
-      ['Drop', 'packets dropped']],
+      ['Drop', DROP_TIP]],
       (doc.channels || []).map((c) => {
         const s = c.stats || {};
-        return [[c.index, 'num'], c.label, c.codec, [s.received ?? 0, 'num'], [s.lost ?? 0, 'num' + (s.lost ? ' warn' : '')],
+        const label = channelLabel(doc, c);
+        return [[c.index, 'num'], [label, 'ellip', label !== c.label && c.label ? `SDP label ${c.label}` : label], c.codec,
+          [s.received ?? 0, 'num'], [s.lost ?? 0, 'num' + (s.lost ? ' warn' : '')],
           [s.reordered ?? 0, 'num'], [s.duplicates ?? 0, 'num'], [s.late_samples ?? 0, 'num' + (s.late_samples ? ' warn' : '')],
-          [s.dropped ?? 0, 'num' + (s.dropped ? ' warn' : '')]];
+          [s.dropped ?? 0, 'num', DROP_TIP]];
       })))));
   parts.push(el('div', { class: 'columns' },
     section('Events', table('events', ['At', 'Offset', 'Event', 'Detail'],
@@ -540,13 +601,37 @@ function renderRecording(root, id, doc, signal, cleanups) {
   if (audio) startWaveforms(doc, rel, audioDur, span, signal, cleanups);
 }
 
-const pauseBy = (by) => (by === 'src' ? 'hold (src)' : by === 'srs' ? 'paused by siphook (srs)' : by || '');
+// factList lays facts out as label–value pairs: [label, value, class of the value, its tooltip]. Empty values
+// are left out. A pair is one grid cell, so a value that wraps keeps its label beside it.
+function factList(facts, id) {
+  const dl = el('dl', { class: 'facts', id: id || null });
+  for (const [k, v, cls, tip] of facts) {
+    if (v === undefined || v === null || v === '') continue;
+    dl.append(el('div', { class: 'fact' },
+      el('dt', { text: k }),
+      el('dd', { class: cls || null, title: tip && tip !== v ? tip : null }, v instanceof Node ? v : String(v))));
+  }
+  return dl;
+}
+
+// matchedBy shows "ucid 0007…" or "conversation_id be9d…" as the key's kind and its value, which is not
+// broken inside when the line wraps.
+function matchedBy(s) {
+  if (!s) return '';
+  const m = /^(\S+)\s+(.+)$/.exec(s);
+  if (!m) return s;
+  return el('span', { class: 'matched-by' }, el('span', { class: 'muted', text: `${m[1]} ` }), el('span', { class: 'mono key', text: m[2] }));
+}
+
+const pauseBy = (by) => (by === 'src' ? 'on hold by the SRC' : by === 'srs' ? 'paused by siphook' : by || '');
+
+const DROP_TIP = 'packets not recorded: session waiting or paused, malformed, unknown payload type';
 
 function section(title, ...content) {
   return el('section', { class: 'card' }, el('h3', { text: title }), ...content);
 }
 
-// table builds a small table; a header is a text or [text, tooltip], a cell is a value or [value, class].
+// table builds a small table; a header is a text or [text, tooltip], a cell is a value or [value, class, tooltip].
 function table(id, headers, rows) {
   const t = el('table', { id, class: 'grid compact' },
     el('thead', {}, el('tr', {}, headers.map((h) => (Array.isArray(h)
@@ -555,8 +640,9 @@ function table(id, headers, rows) {
   const body = el('tbody');
   for (const row of rows) {
     body.append(el('tr', {}, row.map((c) => {
-      const [v, cls] = Array.isArray(c) ? c : [c, null];
-      return el('td', { class: cls, text: v === undefined || v === null ? '' : String(v) });
+      const [v, cls, tip] = Array.isArray(c) ? c : [c, null, null];
+      const text = v === undefined || v === null ? '' : String(v);
+      return el('td', { class: cls, title: tip || (cls && /\b(break|ellip)\b/.test(cls) && text.length > 24 ? text : null), text });
     })));
   }
   if (!rows.length) body.append(el('tr', { class: 'placeholder' }, el('td', { colspan: headers.length, text: 'none' })));
@@ -587,7 +673,7 @@ function whyBlock(doc, call) {
         ? 'Recording starts once the session is matched to a CTI call that is to be recorded; this one never was.'
         : 'It was matched, but the call never reached a state that the recording policy records.')));
   }
-  const keys = (doc.identifiers || []).map(keyText);
+  const keys = uniqueKeys(doc.identifiers).map(keyText);
   box.append(el('p', { class: 'muted' }, keys.length
     ? `Keys this session carried: ${keys.join(', ')}.`
     : 'This session carried no UCID or conversation id to match on.'));
@@ -598,7 +684,9 @@ function whyBlock(doc, call) {
 // Player, waveforms and timeline
 
 function playerBlock(doc, base, audioDur, span, signal, cleanups) {
-  const player = el('audio', { id: 'player', preload: 'metadata', controls: true, src: `${base}/audio` });
+  // The <audio> element plays, without its own controls: the transport below and the waveforms (click to
+  // seek) drive it, so there is one position and one duration on the page.
+  const player = el('audio', { id: 'player', preload: 'metadata', src: `${base}/audio` });
   const play = el('button', { type: 'button', id: 'play', class: 'primary play', text: '▶ Play' });
   const time = el('span', { id: 'time', class: 'time mono', text: `0:00 / ${fmtDur(audioDur)}` });
   const rate = el('select', { id: 'rate', title: 'Playback speed' },
@@ -615,7 +703,7 @@ function playerBlock(doc, base, audioDur, span, signal, cleanups) {
   let frame = 0;
   const update = () => {
     const t = player.currentTime || 0;
-    time.textContent = `${fmtDur(t, false)} / ${fmtDur(duration())}`;
+    time.textContent = `${fmtDur(t)} / ${fmtDur(duration())}`;
     const pct = `${Math.min(100, (t / span) * 100)}%`;
     for (const ph of document.querySelectorAll('#recording .playhead')) ph.style.left = pct;
     redrawWaves(t);
@@ -743,13 +831,14 @@ function startWaveforms(doc, rel, audioDur, span, signal, cleanups) {
           played: color('--wave-played', '#1f5fbf'),
           unplayed: color('--wave', '#8fb0e0'),
           pause: color('--pause-fill', 'rgba(0,0,0,.08)'),
+          pauseSRS: color('--pause-srs-fill', 'rgba(0,0,0,.06)'),
           mid: color('--line', '#d9dee5'),
         },
       };
       box.replaceChildren();
       for (const ch of chans) {
-        const info = (doc.channels || []).find((c) => c.index === ch.index) || {};
-        const label = ch.label || info.label || `channel ${ch.index}`;
+        const info = (doc.channels || []).find((c) => c.index === ch.index);
+        const label = info ? channelLabel(doc, info) : ch.label || `channel ${ch.index}`;
         const canvas = el('canvas', { class: 'waveform', 'data-channel': ch.index, title: `${label}: click to seek` });
         box.append(track(label, canvas, 'wave-track'));
         waves.push({ canvas, peaks: Array.isArray(ch.peaks) ? ch.peaks : [] });
@@ -787,8 +876,8 @@ function redrawWaves(t) {
     const W = c.width;
     const H = c.height;
     ctx.clearRect(0, 0, W, H);
-    ctx.fillStyle = colors.pause;
     for (const p of pauses) {
+      ctx.fillStyle = p.by === 'srs' ? colors.pauseSRS : colors.pause;
       const len = p.duration_sec > 0 ? p.duration_sec : p.end ? 0 : span - p.offset_sec;
       ctx.fillRect((p.offset_sec / span) * W, 0, Math.max(1, (len / span) * W), H);
     }
@@ -835,8 +924,11 @@ function timelineBlock(doc, span, onSeek) {
     const tip = [`${s.state || '?'}  ${fmtOffset(from)}–${fmtOffset(to)}`, `since ${fmtTime(s.start)}`];
     if (names) tip.push(`agents: ${names}`);
     if (s.reason) tip.push(`reason: ${s.reason}`);
+    // State, then reason, then agents, as far as the block's width allows (the rest is cut with an ellipsis).
     segRow.append(place(el('div', { class: `segment state-${classToken(s.state)}`, title: tip.join('\n') },
-      el('span', { text: [s.state, names].filter(Boolean).join(' · ') })), from, to));
+      el('span', { class: 'seg-state', text: s.state || '?' }),
+      s.reason ? el('span', { class: 'seg-reason', text: ` · ${s.reason}` }) : null,
+      names ? el('span', { class: 'seg-agents', text: ` · ${names}` }) : null), from, to));
   });
   if (!segRow.children.length) {
     segRow.append(el('span', { class: 'lane-empty', text: doc.call ? 'no call segments' : 'no CTI call' }));
@@ -846,7 +938,7 @@ function timelineBlock(doc, span, onSeek) {
   for (const p of doc.pauses || []) {
     const from = p.offset_sec || 0;
     const to = p.duration_sec > 0 ? from + p.duration_sec : p.end ? from : span;
-    const tip = `${p.by === 'src' ? 'On hold (src)' : p.by === 'srs' ? 'Paused by siphook (srs)' : `Paused (${p.by || '?'})`}` +
+    const tip = `${p.by === 'src' ? 'On hold by the SRC' : p.by === 'srs' ? 'Paused by siphook (SRS)' : `Paused (${p.by || '?'})`}` +
       `  ${fmtOffset(from)}–${fmtOffset(to)} (${fmtOffset(to - from)})`;
     pauseRow.append(place(el('div', { class: `pause by-${classToken(p.by)}`, title: tip }), from, Math.max(to, from)));
   }
@@ -868,7 +960,7 @@ function timelineBlock(doc, span, onSeek) {
   const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
   const step = steps.find((s) => span / s <= 10) || 14400;
   for (let t = 0; t <= span + 1e-6; t += step) {
-    const lbl = el('span', { class: 'axis-label', text: fmtDur(t, false) });
+    const lbl = el('span', { class: `axis-label${t >= span - 1e-6 ? ' end' : ''}`, text: fmtDur(t) });
     lbl.style.left = pct(t);
     axis.append(lbl);
   }
@@ -880,7 +972,8 @@ function timelineBlock(doc, span, onSeek) {
     track('', axis, 'axis-track'),
     el('div', { class: 'legend' },
       ['ACTIVE', 'HELD', 'ENDED'].map((s) => el('span', {}, el('i', { class: `swatch segment state-${s.toLowerCase()}` }), s)),
-      el('span', {}, el('i', { class: 'swatch pause' }), 'pause'),
+      el('span', { title: 'the SRC put every stream on hold (inactive)' }, el('i', { class: 'swatch pause by-src' }), 'on hold by the SRC'),
+      el('span', { title: 'siphook paused the recording (not to be recorded, or waiting)' }, el('i', { class: 'swatch pause by-srs' }), 'paused by siphook'),
       el('span', {}, el('i', { class: 'swatch event' }), 'event')),
   );
   if (onSeek) {
@@ -956,7 +1049,7 @@ function renderSessions(tbody, sessions) {
       el('td', {}, badge(s.source, 'source')),
       el('td', {}, badge(s.state, 'state')),
       el('td', { class: 'nowrap', title: fmtTime(s.since), text: Number.isNaN(since) ? '' : fmtAgo((now - since) / 1000) }),
-      el('td', { class: 'mono keys' }, (s.keys || []).flatMap((k, i) => (i ? [el('br'), keyText(k)] : [keyText(k)]))),
+      el('td', { class: 'mono keys' }, uniqueKeys(s.keys).flatMap((k, i) => (i ? [el('br'), keyText(k)] : [keyText(k)]))),
       el('td', {}, conv),
       el('td', { text: agentNames(s.agents) }),
       el('td', { class: s.waiting_reason ? 'reason' : 'muted' },
