@@ -18,8 +18,15 @@ func TestConfigValidate(t *testing.T) {
 		{"zero flush interval", func(c *Config) { c.FlushInterval = 0 }, []string{"recorder.flush_interval"}},
 		{"negative lag", func(c *Config) { c.Lag = -time.Second }, []string{"recorder.lag"}},
 		{"max ahead not above lag", func(c *Config) { c.MaxAhead = c.Lag }, []string{"recorder.max_ahead"}},
-		{"every problem at once", func(c *Config) { *c = Config{Lag: -1, MaxAhead: -2} }, []string{
-			"recorder.dir", "recorder.flush_interval", "recorder.lag", "recorder.max_ahead",
+		{"no disk floor", func(c *Config) { c.MinFreeBytes = 0 }, nil},
+		{"negative disk floor", func(c *Config) { c.MinFreeBytes = -1 }, []string{"recorder.min_free_bytes"}},
+		{"manifest off", func(c *Config) { c.Manifest.Enabled = false }, nil},
+		{"signing key, manifest off", func(c *Config) { c.Manifest = ManifestConfig{SigningKeyFile: "k"} }, []string{"recorder.manifest.signing_key_file"}},
+		{"every problem at once", func(c *Config) {
+			*c = Config{Lag: -1, MaxAhead: -2, MinFreeBytes: -1, Manifest: ManifestConfig{SigningKeyFile: "k"}}
+		}, []string{
+			"recorder.dir", "recorder.flush_interval", "recorder.lag", "recorder.max_ahead", "recorder.min_free_bytes",
+			"recorder.manifest.signing_key_file",
 		}},
 	}
 	for _, tt := range tests {
@@ -42,6 +49,13 @@ func TestConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	c := DefaultConfig()
+	if c.MinFreeBytes != 1<<30 || !c.Manifest.Enabled || c.Manifest.SigningKeyFile != "" {
+		t.Errorf("defaults: min_free_bytes %d, manifest %+v; want 1 GiB and an unsigned manifest", c.MinFreeBytes, c.Manifest)
 	}
 }
 

@@ -124,7 +124,8 @@ type AudioInfo struct {
 	Format     string `json:"format"`
 	SampleRate int    `json:"sample_rate"`
 	Channels   int    `json:"channels"`
-	Samples    int64  `json:"samples"` // per channel
+	Samples    int64  `json:"samples"`          // per channel
+	SHA256     string `json:"sha256,omitempty"` // hex SHA-256 of the WAV file once finalised
 }
 
 // fill sets the fields the recorder owns when the caller left them empty: the ID, the start, the end (now)

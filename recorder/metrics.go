@@ -1,9 +1,13 @@
 package recorder
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // WithRegisterer registers the recorder's metrics there: recordings open, documents written by state, write
-// errors.
+// errors, free space on the recordings disk and whether it is below the floor.
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(r *Recorder) {
 		r.met = &metrics{
@@ -17,7 +21,21 @@ func WithRegisterer(reg prometheus.Registerer) Option {
 		}
 		open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "siphook", Subsystem: "recorder", Name: "recordings_open",
 			Help: "Recordings with audio being written."}, func() float64 { return float64(r.Open()) })
-		reg.MustRegister(r.met.documents, r.met.writeErrors, open)
+		free := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "siphook", Subsystem: "recorder", Name: "disk_free_bytes",
+			Help: "Bytes available on the recordings disk at the latest reading (once a second); NaN when unknown."}, func() float64 {
+			if s := r.diskState(); s.known {
+				return float64(s.free)
+			}
+			return math.NaN()
+		})
+		low := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "siphook", Subsystem: "recorder", Name: "disk_low",
+			Help: "1 while the recordings disk is below min_free_bytes and new recordings are refused, else 0."}, func() float64 {
+			if r.cfg.MinFreeBytes > 0 && r.diskState().low {
+				return 1
+			}
+			return 0
+		})
+		reg.MustRegister(r.met.documents, r.met.writeErrors, open, free, low)
 	}
 }
 

@@ -1,6 +1,8 @@
 package recorder
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -73,6 +75,12 @@ type Recorder struct {
 	onDocument func(relPath string, doc Document)
 	met        *metrics  // nil: no registerer given
 	bufs       sync.Pool // *[]byte for sample-to-byte conversion, shared so idle recordings hold none
+	manifest   *manifest // nil: disabled
+	create     func(path string) (wavFile, error)
+	freeSpace  func(dir string) (uint64, error)
+
+	diskMu sync.Mutex                // serialises free-space readings and the logging of their transitions
+	disk   atomic.Pointer[diskState] // the latest reading; nil before the first
 
 	mu     sync.Mutex
 	open   map[*Recording]struct{}
@@ -87,13 +95,15 @@ func New(cfg Config, opts ...Option) (*Recorder, error) {
 		return nil, err
 	}
 	r := &Recorder{
-		cfg:  cfg,
-		now:  time.Now,
-		log:  slog.Default(),
-		bufs: sync.Pool{New: func() any { return new([]byte) }},
-		open: make(map[*Recording]struct{}),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		cfg:       cfg,
+		now:       time.Now,
+		log:       slog.Default(),
+		bufs:      sync.Pool{New: func() any { return new([]byte) }},
+		create:    createWAV,
+		freeSpace: statFree,
+		open:      make(map[*Recording]struct{}),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(r)
@@ -101,19 +111,56 @@ func New(cfg Config, opts ...Option) (*Recorder, error) {
 	if err := os.MkdirAll(cfg.Dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
+	if cfg.Manifest.Enabled {
+		r.manifest = &manifest{dir: cfg.Dir, now: r.now, heads: make(map[string]chainHead)}
+		if kf := cfg.Manifest.SigningKeyFile; kf != "" {
+			key, err := LoadSigningKey(kf)
+			if err != nil {
+				return nil, fmt.Errorf("recorder.manifest.signing_key_file: %w", err)
+			}
+			r.manifest.key = key
+			pub, _ := key.Public().(ed25519.PublicKey)
+			r.log.Info("signing manifest entries", "public_key", base64.StdEncoding.EncodeToString(pub))
+			if st, err := os.Stat(kf); err == nil && st.Mode().Perm()&0o004 != 0 {
+				r.log.Warn("the manifest signing key is readable by every user; chmod 600 it", "file", kf)
+			}
+		}
+	}
 	go r.flusher(cfg.FlushInterval)
 	return r, nil
+}
+
+// wavFile is what a recording writes its audio through: an *os.File, or in tests one that fails.
+type wavFile interface {
+	WriteAt(b []byte, off int64) (int, error)
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+}
+
+// createWAV creates a recording's file. O_EXCL: a repeated ID must not truncate an existing recording.
+func createWAV(path string) (wavFile, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 func (r *Recorder) flusher(every time.Duration) {
 	defer close(r.done)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	disk := time.NewTicker(diskCheckInterval)
+	defer disk.Stop()
 	var recs []*Recording
 	for {
 		select {
 		case <-r.stop:
 			return
+		case <-disk.C:
+			r.refreshDisk()
+			continue
 		case <-t.C:
 		}
 		r.mu.Lock()
@@ -142,7 +189,8 @@ type Spec struct {
 }
 
 // Start creates the WAV file and the initial document of a new recording. Spec.Document is copied, not
-// kept; without one a minimal document is written.
+// kept; without one a minimal document is written. Like Accepting, it refuses with a *DiskLowError while
+// the disk is below Config.MinFreeBytes: callers should ask Accepting before they take the session.
 func (r *Recorder) Start(spec Spec) (*Recording, error) {
 	if spec.SampleRate == 0 {
 		spec.SampleRate = DefaultSampleRate
@@ -160,16 +208,15 @@ func (r *Recorder) Start(spec Spec) (*Recording, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	if r.isClosed() {
-		return nil, ErrClosed
+	if err := r.Accepting(); err != nil {
+		return nil, err
 	}
 
 	rec := r.newRecording(spec)
 	if err := os.MkdirAll(filepath.Dir(rec.wavPath), dirPerm); err != nil {
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
-	// O_EXCL: a repeated ID must not truncate an existing recording.
-	f, err := os.OpenFile(rec.wavPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
+	f, err := r.create(rec.wavPath)
 	if err != nil {
 		return nil, fmt.Errorf("recorder: %w", err)
 	}
@@ -184,7 +231,7 @@ func (r *Recorder) Start(spec Spec) (*Recording, error) {
 	doc.Audio = rec.audioInfo(0)
 	// Not synced: this document only marks a recording in progress, a machine crash may take it, and an
 	// fsync here would sit between a CTI event and the activation re-INVITE (milliseconds under load).
-	if err := r.saveDocument(rec.relJSON(), &doc, false); err != nil {
+	if err := r.saveDocument(rec.relJSON(), &doc, false, nil); err != nil {
 		return nil, rec.abandon(err)
 	}
 
@@ -253,20 +300,28 @@ func (r *Recorder) WriteDocument(doc *Document) error {
 	}
 	now := r.now()
 	doc.fill(id, now, now)
-	return r.saveDocument(relPath(doc.Start, id)+".json", doc, true)
+	return r.saveDocument(relPath(doc.Start, id)+".json", doc, true, nil)
 }
 
-// saveDocument writes a document (rel is its path under Dir) and tells the hook.
-func (r *Recorder) saveDocument(rel string, doc *Document, sync bool) error {
-	if err := writeJSON(filepath.Join(r.cfg.Dir, filepath.FromSlash(rel)), doc, sync); err != nil {
+// saveDocument writes a document (rel is its path under Dir), adds a final one (any state but "recording")
+// to its day's manifest with audio, the WAV as finished, if there is one, and tells the hook. The hook hears
+// of a document on disk even if the manifest append failed; the error is returned all the same.
+func (r *Recorder) saveDocument(rel string, doc *Document, sync bool, audio *ManifestFile) error {
+	written, err := writeJSON(filepath.Join(r.cfg.Dir, filepath.FromSlash(rel)), doc, sync)
+	if err != nil {
 		r.countWriteError()
 		return err
 	}
 	r.countDocument(doc.State)
+	if doc.State != StateRecording {
+		if err = r.recordFinal(rel, doc, written, audio); err != nil {
+			r.countWriteError()
+		}
+	}
 	if r.onDocument != nil {
 		r.onDocument(rel, *doc)
 	}
-	return nil
+	return err
 }
 
 // Close stops the flusher and finishes every recording still open: all buffered audio is written and the
@@ -361,7 +416,7 @@ type Recording struct {
 	// File state, guarded by flushMu. flushMu is taken before mu, and disk I/O runs with only flushMu held,
 	// so writers never wait for a slow disk.
 	flushMu sync.Mutex
-	f       *os.File // nil once finished
+	f       wavFile // nil once finished
 	hdr     [wavHeaderLen]byte
 	fileEnd int64 // bytes in the file
 	frames  int64 // frames the header declares
@@ -455,9 +510,11 @@ func (rec *Recording) Flush() error {
 }
 
 // Close writes all buffered audio, the final header, then the document. It fills into doc what the
-// recorder owns: RecordingID and Audio always; Start, End (now), DurationSec (End-Start) and State
-// ("completed") when empty. A nil doc means the initial document, completed. Close returns the first write
-// error the recording had, if any, so a damaged file is not mistaken for a good one.
+// recorder owns: RecordingID and Audio (with the finished file's SHA-256) always; Start, End (now),
+// DurationSec (End-Start) and State ("completed") when empty. A nil doc means the initial document,
+// completed. If any write of the recording failed (a full disk), the document says so whatever the caller
+// asked: State "failed" and a "write_failed" event with the error; and Close returns that error, so a
+// damaged file is never mistaken for a good one.
 func (rec *Recording) Close(doc *Document) error {
 	if !rec.closing.CompareAndSwap(false, true) {
 		return ErrClosed
@@ -477,10 +534,28 @@ func (rec *Recording) Close(doc *Document) error {
 	if doc.State == "" {
 		doc.State = StateCompleted
 	}
+	// Read the file back for its checksum: it was just written, so it comes from the page cache.
+	audio, derr := digestFile(rec.wavPath)
+	if derr != nil {
+		derr = fmt.Errorf("recorder: %s: checksum: %w", rec.id, derr)
+		err = errors.Join(err, derr)
+	}
+
 	doc.RecordingID = rec.id // the document must name the file it sits beside
-	doc.fill(rec.id, rec.start, rec.r.now())
+	now := rec.r.now()
+	doc.fill(rec.id, rec.start, now)
 	doc.Audio = rec.audioInfo(n)
-	return errors.Join(err, rec.r.saveDocument(rec.relJSON(), doc, true))
+	var listed *ManifestFile
+	if derr == nil {
+		doc.Audio.SHA256 = audio.SHA256
+		audio.Path = rec.relWAV
+		listed = &audio
+	}
+	if err != nil {
+		doc.State = StateFailed
+		doc.Events = append(doc.Events, Event{At: now, Type: "write_failed", Detail: err.Error()})
+	}
+	return errors.Join(err, rec.r.saveDocument(rec.relJSON(), doc, true, listed))
 }
 
 // relJSON is the document's path relative to Config.Dir.
@@ -702,21 +777,22 @@ func (c *Channel) place(pos int64, pcm []int16) {
 }
 
 // writeJSON writes v to path atomically: a crash leaves the old file or the new one, never half of one.
-// sync makes it durable before it returns (a power cut cannot take it either).
-func writeJSON(path string, v any, sync bool) error {
+// sync makes it durable before it returns (a power cut cannot take it either). It returns the bytes written.
+func writeJSON(path string, v any, sync bool) ([]byte, error) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("recorder: %w", err)
+		return nil, fmt.Errorf("recorder: %w", err)
 	}
+	b = append(b, '\n')
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return fmt.Errorf("recorder: %w", err)
+		return nil, fmt.Errorf("recorder: %w", err)
 	}
 	f, err := os.CreateTemp(dir, ".*.json.tmp")
 	if err != nil {
-		return fmt.Errorf("recorder: %w", err)
+		return nil, fmt.Errorf("recorder: %w", err)
 	}
-	_, err = f.Write(append(b, '\n'))
+	_, err = f.Write(b)
 	err = errors.Join(err, f.Chmod(filePerm))
 	if sync {
 		err = errors.Join(err, f.Sync())
@@ -727,7 +803,7 @@ func writeJSON(path string, v any, sync bool) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("recorder: writing %s: %w", path, err)
+		return nil, fmt.Errorf("recorder: writing %s: %w", path, err)
 	}
-	return nil
+	return b, nil
 }

@@ -1,7 +1,9 @@
 package recorder
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,15 +37,17 @@ var t0 = time.Date(2026, 11, 21, 23, 30, 0, 0, time.FixedZone("UTC-2", -2*3600))
 
 const t0Dir = "2026/11/22"
 
-func testRecorder(t *testing.T, modify func(*Config)) *Recorder {
+func testRecorder(t *testing.T, modify func(*Config), opts ...Option) *Recorder {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Dir = t.TempDir()
 	cfg.FlushInterval = time.Hour // tests flush by hand; TestFlusher covers the ticker
+	cfg.MinFreeBytes = 0          // the test machine's disk is not the subject; disk_test.go injects its own
 	if modify != nil {
 		modify(&cfg)
 	}
-	r, err := New(cfg, WithClock(func() time.Time { return t0 }), WithLogger(slog.New(slog.DiscardHandler)))
+	opts = append([]Option{WithClock(func() time.Time { return t0 }), WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	r, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +376,8 @@ func TestCloseWritesDocument(t *testing.T) {
 				t.Errorf("second Close: %v, want ErrClosed", err)
 			}
 			got := readDoc(t, jsonPath)
-			wantAudio := AudioInfo{File: t0Dir + "/rec-1.wav", Format: "wav/pcm16", SampleRate: rate, Channels: 2, Samples: rate}
+			wantAudio := AudioInfo{File: t0Dir + "/rec-1.wav", Format: "wav/pcm16", SampleRate: rate, Channels: 2, Samples: rate,
+				SHA256: fileSHA256(t, rec.WAVPath())}
 			if got.RecordingID != "rec-1" || got.State != tt.wantState || got.Source != tt.wantSrc ||
 				!got.Start.Equal(tt.wantStart) || got.End == nil || !got.End.Equal(end) || got.DurationSec != tt.wantDur ||
 				got.Audio == nil || *got.Audio != wantAudio {
@@ -389,6 +395,16 @@ func TestCloseWritesDocument(t *testing.T) {
 			assertNoTempFiles(t, filepath.Dir(jsonPath))
 		})
 	}
+}
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func readDoc(t *testing.T, path string) Document {
@@ -727,6 +743,75 @@ func TestWriteErrorIsReported(t *testing.T) {
 	}
 	if err := rec.Close(nil); err == nil {
 		t.Error("Close of a recording that failed to write returned nil")
+	}
+}
+
+// fullDisk is a WAV file on a disk that fills up after limit bytes: writes past it fail with ENOSPC.
+type fullDisk struct {
+	wavFile
+	limit int64
+}
+
+func (f *fullDisk) WriteAt(b []byte, off int64) (int, error) {
+	if off+int64(len(b)) <= f.limit {
+		return f.wavFile.WriteAt(b, off)
+	}
+	n := 0
+	if off < f.limit {
+		n, _ = f.wavFile.WriteAt(b[:f.limit-off], off)
+	}
+	return n, syscall.ENOSPC
+}
+
+func (f *fullDisk) Truncate(size int64) error {
+	if size > f.limit {
+		return syscall.ENOSPC
+	}
+	return f.wavFile.Truncate(size)
+}
+
+// A recording whose audio could not all be written is never filed as a good one: the document says
+// "failed" with the error, whatever state the caller asked for, and Close still returns the error.
+func TestWriteFailureMarksDocumentFailed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := testRecorder(t, nil, WithRegisterer(reg))
+	r.create = func(path string) (wavFile, error) {
+		f, err := createWAV(path)
+		if err != nil {
+			return nil, err
+		}
+		return &fullDisk{wavFile: f, limit: wavHeaderLen + 1000}, nil
+	}
+	rec := start(t, r, Spec{ID: "enospc", Channels: 1, Start: t0})
+	rec.Channel(0).WriteSamples(0, tone(toneA, 0, rate))
+	if err := rec.Flush(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Flush = %v, want ENOSPC", err)
+	}
+	err := rec.Close(&Document{Source: "siprec", State: StateCompleted})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Close = %v, want ENOSPC", err)
+	}
+
+	doc := readDoc(t, filepath.Join(r.cfg.Dir, t0Dir, "enospc.json"))
+	if doc.State != StateFailed {
+		t.Errorf("state %q, want %q", doc.State, StateFailed)
+	}
+	if n := len(doc.Events); n == 0 || doc.Events[n-1].Type != "write_failed" ||
+		!strings.Contains(doc.Events[n-1].Detail, syscall.ENOSPC.Error()) || !doc.Events[n-1].At.Equal(t0) {
+		t.Errorf("events %+v, want a write_failed event naming the error", doc.Events)
+	}
+	// The damaged file is still accounted for: its checksum is in the document and the manifest.
+	if doc.Audio == nil || doc.Audio.SHA256 != fileSHA256(t, rec.WAVPath()) {
+		t.Errorf("audio %+v, want the file's SHA-256", doc.Audio)
+	}
+	if rep, err := Verify(r.cfg.Dir, nil); err != nil || !rep.OK() || rep.Checked != 2 {
+		t.Errorf("Verify = %+v, %v; want both files listed and intact", rep, err)
+	}
+	if got := testutil.ToFloat64(r.met.documents.WithLabelValues(StateFailed)); got != 1 {
+		t.Errorf("documents_total{state=failed} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(r.met.writeErrors); got < 1 {
+		t.Errorf("write_errors_total = %v, want at least 1", got)
 	}
 }
 
