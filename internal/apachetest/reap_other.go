@@ -1,0 +1,7 @@
+//go:build !linux
+
+package apachetest
+
+func adoptOrphans() {}
+
+func reapGroup(int) {}
