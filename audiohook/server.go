@@ -215,6 +215,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Audiohook-Session-Id must be a UUID", http.StatusBadRequest)
 		return
 	}
+	if err := s.rec.Accepting(); err != nil {
+		// Refused before any audio: a session we could not write must not look recorded to Genesys.
+		s.m.refused.WithLabelValues("disk_low").Inc()
+		log.Error("audiohook upgrade refused: recordings disk below its free-space floor", "error", err)
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "recordings disk full", http.StatusServiceUnavailable)
+		return
+	}
 	if !s.reserve() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return

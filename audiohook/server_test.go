@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,6 +56,12 @@ func (ts *testServer) stop() {
 
 func newTestServer(t testing.TB, activation audiohook.Activation, opts ...audiohook.Option) *testServer {
 	t.Helper()
+	return newTestServerWith(t, activation, nil, opts...)
+}
+
+// newTestServerWith is newTestServer with recorder options (a fake free-space source).
+func newTestServerWith(t testing.TB, activation audiohook.Activation, recOpts []recorder.Option, opts ...audiohook.Option) *testServer {
+	t.Helper()
 	cfg := audiohook.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Activation = activation
@@ -65,7 +72,7 @@ func newTestServer(t testing.TB, activation audiohook.Activation, opts ...audioh
 	dir := t.TempDir()
 	rcfg := recorder.DefaultConfig()
 	rcfg.Dir = dir
-	rec, err := recorder.New(rcfg)
+	rec, err := recorder.New(rcfg, recOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -700,5 +707,41 @@ func BenchmarkAudioFrame(b *testing.B) {
 		if err := s.SendAudio(frame); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDiskFloor: below the recordings disk's free-space floor a new AudioHook connection is refused with
+// 503 before any audio, while the session already recording goes on and is written whole.
+func TestDiskFloor(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(10 << 30)
+	ts := newTestServerWith(t, audiohook.ActivateImmediately, []recorder.Option{recorder.WithFreeSpace(func(string) (uint64, error) { return free.Load(), nil })})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := dial(t, ts.client(conv))
+	s.SendTones(ctx, []float64{440, 1000}, time.Second, 200*time.Millisecond, false)
+
+	free.Store(100 << 20) // below the default 1 GiB floor
+	deadline := time.Now().Add(10 * time.Second)
+	for ts.rec.Accepting() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the recorder never saw the disk low")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err := hooktest.Dial(ctx, ts.client("c0ffee00-1234-4abc-8def-000000000043"))
+	var he *hooktest.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial with the disk low = %v, want HTTP 503", err)
+	}
+	s.SendTones(ctx, []float64{440, 1000}, time.Second, 200*time.Millisecond, false) // the open session goes on
+	closeSession(t, s)
+	docs := documents(t, ts.dir, 1)
+	if len(docs) != 1 || docs[0].State != recorder.StateCompleted {
+		t.Fatalf("documents %+v: want the one session, completed", docs)
+	}
+	wav := readWAV(t, ts.dir, docs[0])
+	if got := audiotest.TonePresentSamples(wav.Channels[0], 8000, 440); got < 2*8000*95/100 {
+		t.Errorf("440 Hz in %d samples, want the 2 s sent before and after the disk went low", got)
 	}
 }

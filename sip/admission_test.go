@@ -2,11 +2,16 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/siphook/siphook/internal/audiotest"
+	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/sip/siptest"
 )
 
@@ -124,5 +129,48 @@ func TestAdmissionLimiterForgetsIdleSources(t *testing.T) {
 	}
 	if n := len(a.limiters); n != 1 {
 		t.Errorf("%d limiters kept after every other source went idle, want 1", n)
+	}
+}
+
+// TestAdmissionDiskFloor: below the recordings disk's free-space floor a new INVITE gets 503 with
+// Retry-After and the server is not ready, while the call already recording goes on and is written whole;
+// above it again, INVITEs are taken.
+func TestAdmissionDiskFloor(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(10 << 30)
+	ts := newTestServerWith(t, ActivateImmediately, []recorder.Option{recorder.WithFreeSpace(func(string) (uint64, error) { return free.Load(), nil })})
+	ctx, call, sess := recordingCall(t, ts)
+	call.SendTones(ctx, []float64{440, 1000}, 500*time.Millisecond)
+
+	free.Store(100 << 20) // 100 MiB, below the default 1 GiB floor
+	waitFor(t, "the recorder to see the disk low", func() bool { return ts.rec.Accepting() != nil })
+	src := newSRC(t, "tcp")
+	_, err := src.Invite(ctx, oracleDial(t, ts, "tcp"))
+	if code := siptest.ResponseCode(err); code != 503 {
+		t.Fatalf("INVITE with the disk low answered %d (%v), want 503", code, err)
+	}
+	if h := siptest.Response(err).GetHeader("Retry-After"); h == nil {
+		t.Error("503 without Retry-After")
+	}
+	if err := ts.Ready(); !errors.Is(err, recorder.ErrDiskLow) {
+		t.Errorf("Ready() = %v, want the disk low", err)
+	}
+	call.SendTones(ctx, []float64{440, 1000}, 500*time.Millisecond) // the call in progress keeps recording
+	doc := hangUp(ctx, t, ts, call, sess)
+	if doc.State != recorder.StateCompleted {
+		t.Errorf("the call in progress ended %s", doc.State)
+	}
+	wav, err := recorder.ReadWAV(filepath.Join(ts.dir, doc.Audio.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := audiotest.TonePresentSamples(wav.Channels[0], 8000, 440); got < 8000*9/10 {
+		t.Errorf("440 Hz in %d samples, want the whole second sent before and after the disk went low", got)
+	}
+
+	free.Store(10 << 30)
+	waitFor(t, "the recorder to see space again", func() bool { return ts.rec.Accepting() == nil })
+	if _, err := src.Invite(ctx, oracleDial(t, ts, "tcp")); err != nil {
+		t.Fatalf("INVITE with space again: %v", err)
 	}
 }

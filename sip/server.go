@@ -302,7 +302,8 @@ func (s *Server) Drain() {
 	s.mu.Unlock()
 }
 
-// Ready reports why the server should not be sent new sessions: not started, or shutting down.
+// Ready reports why the server should not be sent new sessions: not started, shutting down, or the
+// recordings disk below its free-space floor.
 func (s *Server) Ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -312,7 +313,7 @@ func (s *Server) Ready() error {
 	case s.draining:
 		return errors.New("sip: shutting down")
 	}
-	return nil
+	return s.rec.Accepting() // the recordings disk is below its floor
 }
 
 // Sessions is the number of sessions in the table.

@@ -49,6 +49,12 @@ type testServer struct {
 
 func newTestServer(t *testing.T, activation Activation, opts ...Option) *testServer {
 	t.Helper()
+	return newTestServerWith(t, activation, nil, opts...)
+}
+
+// newTestServerWith is newTestServer with recorder options (a fake free-space source).
+func newTestServerWith(t *testing.T, activation Activation, recOpts []recorder.Option, opts ...Option) *testServer {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Activation = activation
@@ -60,7 +66,7 @@ func newTestServer(t *testing.T, activation Activation, opts ...Option) *testSer
 	dir := t.TempDir()
 	rcfg := recorder.DefaultConfig()
 	rcfg.Dir = dir
-	rec, err := recorder.New(rcfg)
+	rec, err := recorder.New(rcfg, recOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}

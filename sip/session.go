@@ -216,6 +216,13 @@ func (srv *Server) admit(req *sip.Request, tx sip.ServerTransaction) (*Session, 
 	if max := srv.cfg.Admission.MaxStreams; recordable > max {
 		return nil, sipError(488, "Not Acceptable Here", "too many audio streams", fmt.Errorf("%d recordable m-lines, max_streams %d", recordable, max))
 	}
+	if err := srv.rec.Accepting(); err != nil {
+		// Below the free-space floor: the SBC's recording group tries another server; calls in progress
+		// keep the space the floor leaves them.
+		e := sipError(503, "Service Unavailable", "recordings disk below its free-space floor", err)
+		e.Headers = map[string]string{"Retry-After": "60"}
+		return nil, e
+	}
 	dlg, err := srv.dialog.ReadInvite(req, tx)
 	if err != nil {
 		return nil, sipError(400, "Bad Request", "cannot create dialog", err)
