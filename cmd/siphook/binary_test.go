@@ -87,7 +87,13 @@ type server struct {
 
 func startServer(t *testing.T, activation string, env ...string) *server {
 	t.Helper()
-	s := &server{dir: t.TempDir(), log: &bytes.Buffer{}, done: make(chan error, 1)}
+	return startServerIn(t, t.TempDir(), activation, env...)
+}
+
+// startServerIn is startServer on a given recordings directory (a restart on the same one).
+func startServerIn(t *testing.T, dir, activation string, env ...string) *server {
+	t.Helper()
+	s := &server{dir: dir, log: &bytes.Buffer{}, done: make(chan error, 1)}
 	s.addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.cmd = exec.Command(siphookBinary(t), "serve", "-sip-listen", s.addr, "-recordings", s.dir,
 		"-rtp-ports", "41000-41999", "-activation", activation, "-log-format", "json")

@@ -21,6 +21,7 @@ import (
 	"github.com/siphook/siphook/cti/webhook"
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
+	"github.com/siphook/siphook/recorder/delivery"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
 )
@@ -37,6 +38,7 @@ type Config struct {
 	Webhook   webhook.Config   `yaml:"webhook"`
 	Matcher   matcher.Config   `yaml:"matcher"`
 	API       api.Config       `yaml:"api"`
+	Delivery  delivery.Config  `yaml:"delivery"`
 	Shutdown  ShutdownConfig   `yaml:"shutdown"`
 }
 
@@ -64,6 +66,7 @@ func defaultConfig() Config {
 		Genesys:   genesys.DefaultConfig(),
 		Matcher:   matcher.DefaultConfig(),
 		API:       api.DefaultConfig(),
+		Delivery:  delivery.DefaultConfig(),
 		Shutdown:  ShutdownConfig{DrainTimeout: 30 * time.Second},
 	}
 	cfg.SIP.Activation, cfg.AudioHook.Activation = "", ""
@@ -99,7 +102,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
 	}
 	errs = append(errs, c.SIP.Validate(), c.RTP.Validate(), c.Recorder.Validate(), c.AudioHook.Validate(), c.Genesys.Validate(),
-		c.Webhook.Validate(), c.Matcher.Validate(), c.API.Validate())
+		c.Webhook.Validate(), c.Matcher.Validate(), c.API.Validate(), c.Delivery.Validate())
 	if c.API.Enabled && c.AudioHook.Listen != "" && len(c.API.AllTokens()) == 0 && !loopbackListener(c.AudioHook.Listen) {
 		// Without a token the API serves loopback clients only; on a reachable address that would look like a
 		// broken API, or tempt someone to proxy it open. Refuse instead.
@@ -213,12 +216,12 @@ func setValue(f reflect.Value, s string) error {
 		f.SetInt(int64(d))
 	case f.Kind() == reflect.String:
 		f.SetString(s)
-	case f.Kind() == reflect.Int:
-		n, err := strconv.Atoi(s)
+	case f.Kind() == reflect.Int || f.Kind() == reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return err
 		}
-		f.SetInt(int64(n))
+		f.SetInt(n)
 	case f.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

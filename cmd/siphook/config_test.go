@@ -209,6 +209,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 	call.SendTones(ctx, []float64{440, 1000}, 200*time.Millisecond)
 	c.CustomerHangup()
 	call.Bye(ctx)
+	w.waitFor("the session to end", func() bool { return w.app.sip.Sessions() == 0 })
 	if res, err := http.Get("http://" + w.app.hook.Addr() + "/api/v1/recordings"); err != nil || res.StatusCode != 200 {
 		t.Fatalf("API: %v %v", res, err)
 	}

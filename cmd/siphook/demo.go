@@ -53,6 +53,7 @@ type demoOptions struct {
 	Recordings string // "" → a new temporary directory
 	Out        io.Writer
 	Log        io.Writer
+	Configure  func(*Config) // tests: changes to the demo's configuration
 }
 
 // demo is a running demo server and its fakes.
@@ -129,6 +130,9 @@ func startDemo(opts demoOptions) (*demo, error) {
 	cfg.Genesys.ClientID, cfg.Genesys.ClientSecret = demoClientID, secret
 	cfg.Genesys.Users = []string{"alice@example.com", "bob@example.com"}
 	cfg.Shutdown.DrainTimeout = 0
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
 	cfg.resolveDefaults()
 	if err := cfg.Validate(); err != nil {
 		d.fake.Close()

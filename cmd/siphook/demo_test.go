@@ -14,10 +14,14 @@ import (
 )
 
 // startTestDemo runs the demo's story on a loopback port and leaves its server running for the test.
-func startTestDemo(t *testing.T) (*demo, string) {
+func startTestDemo(t *testing.T, configure ...func(*Config)) (*demo, string) {
 	t.Helper()
 	var out bytes.Buffer
-	d, err := startDemo(demoOptions{HTTP: "127.0.0.1:0", Recordings: t.TempDir(), Out: &out, Log: testLog()})
+	opts := demoOptions{HTTP: "127.0.0.1:0", Recordings: t.TempDir(), Out: &out, Log: testLog()}
+	if len(configure) > 0 {
+		opts.Configure = configure[0]
+	}
+	d, err := startDemo(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

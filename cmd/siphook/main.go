@@ -2,6 +2,8 @@
 //
 //	siphook [serve] [flags]   run the server (the default)
 //	siphook demo              play a short story against in-process fakes, then serve its recordings in the web UI
+//	siphook verify [DIR]      check the recordings against their tamper-evident manifests
+//	siphook keygen            make an Ed25519 key pair for signing the manifests
 //	siphook check-config      validate the configuration and print it as loaded
 //	siphook env               list the SIPHOOK_* variables and the keys they set
 //	siphook check-audiohook   run Genesys's AudioHook connection probe against a server
@@ -12,6 +14,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
@@ -24,6 +27,7 @@ import (
 	httppprof "net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	"runtime/pprof"
@@ -44,6 +48,7 @@ import (
 	"github.com/siphook/siphook/cti/webhook"
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
+	"github.com/siphook/siphook/recorder/delivery"
 	"github.com/siphook/siphook/rtp"
 	"github.com/siphook/siphook/sip"
 )
@@ -83,11 +88,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return ctiTail(args, stdout, stderr)
 	case "demo":
 		return runDemo(args, stdout, stderr)
+	case "verify":
+		return verifyRecordings(args, stdout, stderr)
+	case "keygen":
+		return keygen(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, demo, check-config, env, check-audiohook, cti-tail or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, demo, check-config, env, verify, keygen, check-audiohook, cti-tail or version)", cmd)
 }
 
 // loadConfig layers defaults, the config file, the environment and the flags, then validates.
@@ -199,21 +208,23 @@ func serve(cfg Config, stderr io.Writer) error {
 
 // app is the running server: every component wired as the configuration says.
 type app struct {
-	log    *slog.Logger
-	rec    *recorder.Recorder
-	sip    *sip.Server
-	hook   *audiohook.Server
-	match  *matcher.Matcher
-	index  *api.Index  // nil: API off
-	api    *api.Server // nil: API off
-	cancel context.CancelFunc
-	bg     sync.WaitGroup // CTI sources and the matcher's sweeper
+	log      *slog.Logger
+	dir      string // the recordings
+	rec      *recorder.Recorder
+	sip      *sip.Server
+	hook     *audiohook.Server
+	match    *matcher.Matcher
+	index    *api.Index         // nil: API off
+	api      *api.Server        // nil: API off
+	delivery *delivery.Delivery // nil: recordings stay local
+	cancel   context.CancelFunc
+	bg       sync.WaitGroup // CTI sources and the matcher's sweeper
 }
 
 // startApp builds and starts every configured component. CTI events go to the matcher, which drives the
 // SIPREC and AudioHook sessions.
 func startApp(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*app, error) {
-	a := &app{log: log}
+	a := &app{log: log, dir: cfg.Recorder.Dir}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	fail := func(err error) (*app, error) {
@@ -221,16 +232,27 @@ func startApp(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*app, err
 		return nil, err
 	}
 	var err error
-	recOpts := []recorder.Option{recorder.WithLogger(log.With("component", "recorder")), recorder.WithRegisterer(reg)}
 	serveAPI := cfg.API.Enabled && cfg.AudioHook.Listen != ""
+	// The index and the delivery queue learn of every document as it is written; they open first so none is
+	// missed.
 	if serveAPI {
-		// The index learns of every document as it is written; it opens first so none is missed.
 		if a.index, err = api.OpenIndex(cfg.Recorder.Dir, api.WithIndexLogger(log.With("component", "api"))); err != nil {
 			return fail(err)
 		}
-		recOpts = append(recOpts, recorder.WithDocumentHook(a.index.Observe))
 	}
-	if a.rec, err = recorder.New(cfg.Recorder, recOpts...); err != nil {
+	if cfg.Delivery.Enabled() {
+		targets, err := delivery.NewTargets(cfg.Delivery)
+		if err != nil {
+			return fail(err)
+		}
+		if a.delivery, err = delivery.New(cfg.Delivery, cfg.Recorder.Dir, targets, delivery.WithLogger(log.With("component", "delivery")),
+			delivery.WithRegisterer(reg), delivery.WithRemover(a.removeDelivered)); err != nil {
+			return fail(err)
+		}
+		go a.delivery.Run(context.Background()) // until stop closes it
+	}
+	if a.rec, err = recorder.New(cfg.Recorder, recorder.WithLogger(log.With("component", "recorder")), recorder.WithRegisterer(reg),
+		recorder.WithDocumentHook(a.documentWritten)); err != nil {
 		return fail(err)
 	}
 	if a.match, err = matcher.New(cfg.Matcher, matcher.WithLogger(log.With("component", "matcher")), matcher.WithRegisterer(reg)); err != nil {
@@ -339,9 +361,41 @@ func (a *app) stop(ctx context.Context) {
 	if a.rec != nil {
 		a.rec.Close()
 	}
+	// Last: the sessions ended above have queued their recordings (shipped now, or after the next start).
+	if a.delivery != nil {
+		a.delivery.Close()
+	}
 	if a.index != nil {
 		a.index.Close()
 	}
+}
+
+// documentWritten is the recorder's hook: the index follows every document, and every finished recording
+// (completed, failed or never recorded, for the webhooks) is queued for delivery.
+func (a *app) documentWritten(rel string, doc recorder.Document) {
+	if a.index != nil {
+		a.index.Observe(rel, doc)
+	}
+	if a.delivery != nil && doc.State != recorder.StateRecording {
+		if err := a.delivery.Enqueue(rel, doc); err != nil {
+			a.log.Error("recording not queued for delivery; it stays local", "recording", doc.RecordingID, "error", err)
+		}
+	}
+}
+
+// removeDelivered deletes a recording's local files once every target holds a verified copy
+// (delivery.delete_local), and records the removal in the day's manifest so verify expects them gone.
+func (a *app) removeDelivered(docRel string, doc recorder.Document) error {
+	paths := []string{docRel}
+	if doc.Audio != nil && doc.Audio.File != "" {
+		paths = []string{doc.Audio.File, docRel}
+	}
+	for _, p := range paths {
+		if err := os.Remove(filepath.Join(a.dir, filepath.FromSlash(p))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return a.rec.MarkRemoved(docRel, paths, "delivered")
 }
 
 func version() string {
@@ -439,4 +493,61 @@ func ctiTail(args []string, stdout, stderr io.Writer) error {
 			e.Received.Format(time.RFC3339), e.State, e.ConversationID, agents, e.UCIDs, e.Direction, e.ANI,
 			map[bool]string{true: " (reconciled)"}[e.Reconciled])
 	})
+}
+
+// verifyRecordings checks a recordings directory against its manifests: altered, missing and extra files,
+// broken hash chains, bad signatures. It exits non-zero when anything is wrong.
+func verifyRecordings(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pubPath := fs.String("public-key", "", "Ed25519 public key (PEM or base64) the manifests must be signed with")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir := recorder.DefaultDir
+	if fs.NArg() > 0 {
+		dir = fs.Arg(0)
+	}
+	var pub ed25519.PublicKey
+	if *pubPath != "" {
+		var err error
+		if pub, err = recorder.PublicKeyFromFile(*pubPath); err != nil {
+			return err
+		}
+	}
+	rep, err := recorder.Verify(dir, pub)
+	if err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		what  string
+		paths []string
+	}{{"altered", rep.Altered}, {"missing", rep.Missing}, {"extra", rep.Extra}, {"chain", rep.ChainErrors}} {
+		for _, p := range l.paths {
+			fmt.Fprintf(stdout, "%-8s %s\n", l.what, p)
+		}
+	}
+	fmt.Fprintf(stdout, "%d files checked: %d altered, %d missing, %d extra, %d chain errors\n",
+		rep.Checked, len(rep.Altered), len(rep.Missing), len(rep.Extra), len(rep.ChainErrors))
+	if !rep.OK() {
+		return errors.New("verification failed")
+	}
+	return nil
+}
+
+// keygen writes a new Ed25519 key pair: the private key for recorder.manifest.signing_key_file, the public
+// one for siphook verify -public-key.
+func keygen(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	priv := fs.String("private", "manifest-signing.key", "where to write the private key (0600)")
+	pub := fs.String("public", "manifest-signing.pub", "where to write the public key")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := recorder.GenerateKey(*priv, *pub); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (set recorder.manifest.signing_key_file) and %s (for siphook verify -public-key)\n", *priv, *pub)
+	return nil
 }
