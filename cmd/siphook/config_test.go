@@ -232,3 +232,27 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigRedactsDeliverySecrets: check-config prints delivery targets and webhooks without their
+// passwords, secret keys and HMAC secrets.
+func TestCheckConfigRedactsDeliverySecrets(t *testing.T) {
+	path := writeFile(t, `delivery:
+  targets:
+    - {name: dav, type: webdav, url: "https://dav.example.com/r/", username: u, password: dav-password-123}
+    - {name: s3, type: s3, endpoint: s3.example.com, bucket: b, region: r, access_key: AKID, secret_key: s3-secret-key-123}
+  webhooks:
+    - {name: qa, url: "https://qa.example.com/h", secret: webhook-secret-123, events: [completed]}
+`)
+	var out, errOut bytes.Buffer
+	if err := run([]string{"check-config", "-config", path}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	for _, secret := range []string{"dav-password-123", "s3-secret-key-123", "webhook-secret-123"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("check-config printed %s", secret)
+		}
+	}
+	if !strings.Contains(out.String(), "dav.example.com") {
+		t.Errorf("check-config lost the targets:\n%s", out.String())
+	}
+}
