@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/siphook/siphook/cti/genesys/genesystest"
+	"github.com/siphook/siphook/recorder/delivery"
 	"github.com/siphook/siphook/sip"
 	"github.com/siphook/siphook/sip/siptest"
 )
@@ -192,8 +193,12 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Labelled series exist once something happened: a refused INVITE, a call matched, recorded and ended,
-	// an API request.
-	w := newWorld(t, nil)
+	// an API request; delivery's exist for each configured target.
+	store := newS3Store(t, "recordings")
+	w := newWorld(t, func(c *Config) {
+		c.Delivery.Targets = []delivery.TargetConfig{{Name: "archive", Type: delivery.TypeS3, Endpoint: strings.TrimPrefix(store.URL, "http://"),
+			Bucket: "recordings", Region: "us-east-1", Insecure: true, PathStyle: true, AccessKey: "AKIDTEST", SecretKey: "test-secret-key"}}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	refused, err := siptest.LoadTemplate("../../testdata/siprec/miarec-cisco-cube-nbr-msg01-INVITE.txt")
