@@ -30,6 +30,7 @@ type Document struct {
 	DurationSec  float64           `json:"duration_seconds"`
 	Audio        *AudioInfo        `json:"audio,omitempty"`        // nil when no audio file exists
 	Call         *CallInfo         `json:"call,omitempty"`         // what the CTI feed says about the call; nil when unmatched
+	Analytics    *Analytics        `json:"analytics,omitempty"`    // talk, silence, talk-over, voice quality; nil without audio
 	Unmatched    string            `json:"unmatched,omitempty"`    // why the recording was never tied to a CTI call
 	NotRecorded  string            `json:"not_recorded,omitempty"` // tied to a call, but never asked to record: why
 }
@@ -99,6 +100,48 @@ type StreamStats struct {
 	Duplicates  uint64 `json:"duplicates"`
 	LateSamples uint64 `json:"late_samples"` // samples, not packets: audio that came after its place was written, dropped
 	Dropped     uint64 `json:"dropped"`
+	// RTP quality (SIPREC streams; zero for AudioHook, which carries no packets of its own).
+	Expected   uint64  `json:"expected,omitempty"`    // packets the sequence numbers say were sent
+	LossBursts uint64  `json:"loss_bursts,omitempty"` // runs of consecutive lost packets
+	JitterMs   float64 `json:"jitter_ms,omitempty"`   // RFC 3550 interarrival jitter at the end of the call
+	MOS        float64 `json:"mos,omitempty"`         // ITU-T G.107 E-model estimate for the codec, loss and jitter
+}
+
+// Analytics is what the audio of a call says: voice activity per channel, computed while the audio is
+// written (the recorder fills Channels, talk-over and silence), and the media's quality (the source fills
+// MOS and MediaErrors).
+type Analytics struct {
+	Channels             []ChannelAnalytics `json:"channels"`
+	TalkOverSec          float64            `json:"talk_over_sec"`          // two or more channels speaking at once
+	TalkOverRatio        float64            `json:"talk_over_ratio"`        // talk-over time / recorded time
+	SilenceSec           float64            `json:"silence_sec"`            // no channel speaking
+	SilenceRatio         float64            `json:"silence_ratio"`          // silence time / recorded time
+	LongestSilenceSec    float64            `json:"longest_silence_sec"`    // longest stretch with no channel speaking
+	MOS                  float64            `json:"mos,omitempty"`          // the lowest of the streams' MOS estimates
+	MediaErrors          []MediaError       `json:"media_errors,omitempty"` // in time order, at most MaxMediaErrors
+	MediaErrorsTruncated bool               `json:"media_errors_truncated,omitempty"`
+}
+
+// ChannelAnalytics is the voice activity of one channel.
+type ChannelAnalytics struct {
+	Index             int     `json:"index"`
+	TalkSec           float64 `json:"talk_sec"`
+	SilenceSec        float64 `json:"silence_sec"`
+	TalkRatio         float64 `json:"talk_ratio"`
+	LongestSilenceSec float64 `json:"longest_silence_sec"`
+}
+
+// MaxMediaErrors bounds Analytics.MediaErrors: a stream that breaks every packet must not grow a document
+// without limit.
+const MaxMediaErrors = 100
+
+// MediaError is something that went wrong with a stream's media: "ssrc_change", "sequence_reset",
+// "timestamp_jump", "decrypt_failed", "codec_change".
+type MediaError struct {
+	At      time.Time `json:"at"`
+	Channel int       `json:"channel"`
+	Type    string    `json:"type"`
+	Detail  string    `json:"detail,omitempty"`
 }
 
 // Event is something that happened to the session, such as "activated", "paused" or "resumed".
