@@ -22,6 +22,17 @@ type Filter struct {
 	Matched        *bool     // tied to a CTI call or not
 	Source         string    // siprec | audiohook
 	State          string    // recorder.State* constants
+	// Ranges over the call analytics, inclusive; a recording without analytics matches none of them.
+	SilenceRatio, TalkOverRatio, MOS Range
+}
+
+// Range is an inclusive interval; nil ends are open.
+type Range struct{ Min, Max *float64 }
+
+func (r Range) set() bool { return r.Min != nil || r.Max != nil }
+
+func (r Range) contains(v float64) bool {
+	return (r.Min == nil || v >= *r.Min) && (r.Max == nil || v <= *r.Max)
 }
 
 var (
@@ -84,6 +95,25 @@ func ParseFilter(q url.Values) (f Filter, limit int, cursor string, err error) {
 	default:
 		return Filter{}, 0, "", bad("matched", "true or false")
 	}
+	for _, e := range []struct {
+		param    string
+		dst      *Range
+		min, max float64
+	}{{"silence_ratio", &f.SilenceRatio, 0, 1}, {"talk_over_ratio", &f.TalkOverRatio, 0, 1}, {"mos", &f.MOS, 1, 5}} {
+		for _, end := range []struct {
+			suffix string
+			dst    **float64
+		}{{"_min", &e.dst.Min}, {"_max", &e.dst.Max}} {
+			param := e.param + end.suffix
+			if v := q.Get(param); v != "" {
+				x, err := strconv.ParseFloat(v, 64)
+				if err != nil || x < e.min || x > e.max {
+					return Filter{}, 0, "", bad(param, fmt.Sprintf("a number from %g to %g", e.min, e.max))
+				}
+				*end.dst = &x
+			}
+		}
+	}
 	limit = DefaultLimit
 	if v := q.Get("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > MaxLimit {
@@ -123,6 +153,13 @@ func (m *matcher) match(r *row) bool {
 		m.DNIS != "" && !numberMatch(r.DNIS, r.dnisDigits, m.DNIS, m.dnisDigits),
 		m.Agent != "" && !m.agentMatch(r.Agents):
 		return false
+	}
+	if m.SilenceRatio.set() || m.TalkOverRatio.set() || m.MOS.set() {
+		a := r.Analytics
+		if a == nil || !m.SilenceRatio.contains(a.SilenceRatio) || !m.TalkOverRatio.contains(a.TalkOverRatio) ||
+			(m.MOS.set() && (a.MOS == 0 || !m.MOS.contains(a.MOS))) {
+			return false
+		}
 	}
 	return true
 }

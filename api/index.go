@@ -66,6 +66,16 @@ type Summary struct {
 	HasAudio       bool       `json:"has_audio"`
 	Document       string     `json:"document"`        // relative to the recordings directory, slash-separated
 	Audio          string     `json:"audio,omitempty"` // the WAV, relative like Document; absent when there is no file
+	Analytics      *Analytics `json:"analytics,omitempty"` // absent without audio
+}
+
+// Analytics is the summary of a recording's call analytics (recorder.Analytics).
+type Analytics struct {
+	SilenceRatio      float64 `json:"silence_ratio"`
+	TalkOverRatio     float64 `json:"talk_over_ratio"`
+	LongestSilenceSec float64 `json:"longest_silence_sec"`
+	MOS               float64 `json:"mos,omitempty"` // absent when no stream carried RTP (AudioHook)
+	MediaErrors       int     `json:"media_errors"`
 }
 
 // Key is an identifier of a recording or a live session, such as {ucid, 0007…}.
@@ -124,6 +134,10 @@ func summarize(relPath string, doc recorder.Document) Summary {
 		case p.Role == "callee" && s.DNIS == "":
 			s.DNIS = p.AOR
 		}
+	}
+	if a := doc.Analytics; a != nil {
+		s.Analytics = &Analytics{SilenceRatio: a.SilenceRatio, TalkOverRatio: a.TalkOverRatio,
+			LongestSilenceSec: a.LongestSilenceSec, MOS: a.MOS, MediaErrors: len(a.MediaErrors)}
 	}
 	if a := doc.Audio; a != nil {
 		s.Channels, s.SampleRate, s.Audio = a.Channels, a.SampleRate, a.File

@@ -520,3 +520,57 @@ func BenchmarkQuery(b *testing.B) {
 		})
 	}
 }
+
+// TestQueryAnalyticsFilters: ranges over silence ratio, talk-over ratio and MOS; recordings without analytics
+// (or without a MOS, for the MOS range) never match a range.
+func TestQueryAnalyticsFilters(t *testing.T) {
+	dir := t.TempDir()
+	ix := openIndex(t, dir)
+	r := newRecorder(t, dir, ix)
+	for i, a := range []*recorder.Analytics{
+		{SilenceRatio: 0.7, TalkOverRatio: 0.01, MOS: 4.4},
+		{SilenceRatio: 0.2, TalkOverRatio: 0.15, MOS: 3.1, MediaErrors: []recorder.MediaError{{Type: "ssrc_change"}}},
+		{SilenceRatio: 0.4, TalkOverRatio: 0.05}, // AudioHook: no MOS
+		nil, // never recorded
+	} {
+		writeDoc(t, r, recorder.Document{RecordingID: fmt.Sprintf("a%d", i+1), Source: "siprec", State: recorder.StateCompleted,
+			Start: t0.Add(time.Duration(i) * time.Minute), Analytics: a})
+	}
+	for _, tt := range []struct {
+		query string
+		want  []string
+	}{
+		{"silence_ratio_min=0.5", []string{"a1"}},
+		{"silence_ratio_max=0.4", []string{"a3", "a2"}},
+		{"talk_over_ratio_min=0.05&talk_over_ratio_max=0.2", []string{"a3", "a2"}},
+		{"mos_max=3.5", []string{"a2"}},
+		{"mos_min=1", []string{"a2", "a1"}},
+		{"silence_ratio_min=0", []string{"a3", "a2", "a1"}},
+	} {
+		q, _ := url.ParseQuery(tt.query)
+		f, limit, cursor, err := ParseFilter(q)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.query, err)
+		}
+		page, err := ix.Query(f, limit, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range page.Recordings {
+			got = append(got, s.ID)
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.query, got, tt.want)
+		}
+	}
+	if s, _ := ix.Get("a2"); s.Analytics == nil || s.Analytics.MediaErrors != 1 || s.Analytics.MOS != 3.1 {
+		t.Errorf("summary analytics %+v", s.Analytics)
+	}
+	for _, bad := range []string{"mos_min=0.5", "silence_ratio_max=1.5", "talk_over_ratio_min=x"} {
+		q, _ := url.ParseQuery(bad)
+		if _, _, _, err := ParseFilter(q); err == nil || !strings.Contains(err.Error(), strings.Split(bad, "=")[0]) {
+			t.Errorf("%s: %v, want an error naming the parameter", bad, err)
+		}
+	}
+}
