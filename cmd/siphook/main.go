@@ -4,6 +4,7 @@
 //	siphook demo              play a short story against in-process fakes, then serve its recordings in the web UI
 //	siphook verify [DIR]      check the recordings against their tamper-evident manifests
 //	siphook keygen            make an Ed25519 key pair for signing the manifests
+//	siphook export [DIR]      a day's recordings as CSV or JSON with the columns of Verint's Genesys template
 //	siphook check-config      validate the configuration and print it as loaded
 //	siphook env               list the SIPHOOK_* variables and the keys they set
 //	siphook check-audiohook   run Genesys's AudioHook connection probe against a server
@@ -92,11 +93,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return verifyRecordings(args, stdout, stderr)
 	case "keygen":
 		return keygen(args, stdout, stderr)
+	case "export":
+		return export(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (want serve, demo, check-config, env, verify, keygen, check-audiohook, cti-tail or version)", cmd)
+	return fmt.Errorf("unknown command %q (want serve, demo, check-config, env, verify, keygen, export, check-audiohook, cti-tail or version)", cmd)
 }
 
 // loadConfig layers defaults, the config file, the environment and the flags, then validates.
