@@ -1,6 +1,8 @@
 package rtp
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -141,6 +143,8 @@ type Stream struct {
 	highestSeq int64  // extended sequence number
 	seenMask   uint64 // bit i set: highestSeq-i was seen
 
+	q quality
+
 	pkt  rtp.Packet
 	pcm  []int16 // decoded, at the codec's rate
 	out  []int16 // converted to the sink's rate
@@ -236,8 +240,14 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 		if err != nil {
 			s.stats.Dropped++
 			s.stats.SRTPFailed++
+			// A replay is a duplicate, not a failure; a wrong key fails every packet, reported once per run.
+			if !errors.Is(err, ErrSRTPReplay) && !s.q.decryptFailing {
+				s.q.decryptFailing = true
+				s.mediaError(arrival, MediaDecryptFailed, err.Error())
+			}
 			return
 		}
+		s.q.decryptFailing = false
 		b = plain
 	}
 	if s.sink == nil || arrival.Before(s.acceptFrom) || s.pkt.Unmarshal(b) != nil || s.pkt.Version != 2 {
@@ -254,17 +264,27 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 		if s.anchored && h.SSRC != s.ssrc {
 			s.stats.Jumps++ // a new SSRC (transfer, SBC failover) starts a new timeline anchor
 		}
+		if s.q.tracking && h.SSRC != s.ssrc {
+			s.mediaError(arrival, MediaSSRCChange, fmt.Sprintf("SSRC %08x -> %08x", s.ssrc, h.SSRC))
+		}
 		if h.SSRC != s.ssrc && s.g722 != nil {
 			s.g722.Reset() // a new sender: its ADPCM state starts afresh
 		}
 		s.anchor(h, arrival)
-	} else if !s.countSeq(h.SequenceNumber) {
+		s.restartSeq(int64(h.SequenceNumber))
+	} else if !s.countSeq(h.SequenceNumber, arrival) {
 		return // duplicate
 	}
 	s.stats.Received++
 	codecRate := enc.SampleRate()
 	if codecRate == 0 || len(s.pkt.Payload) == 0 {
 		return // DTMF, comfort noise
+	}
+	if s.q.codec != enc || s.q.codecPT != h.PayloadType {
+		if s.q.codec != EncodingUnknown {
+			s.mediaError(arrival, MediaCodecChange, fmt.Sprintf("%s (%d) -> %s (%d)", s.q.codec.Name(), s.q.codecPT, enc.Name(), h.PayloadType))
+		}
+		s.q.codec, s.q.codecPT = enc, h.PayloadType
 	}
 
 	d := int64(int32(h.Timestamp - s.lastTS))
@@ -276,9 +296,12 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 	pos := s.anchorPos + (ext-s.anchorExt)*scale
 	if wall := s.sink.SamplePosition(arrival); pos-wall > maxDrift*scale || wall-pos > maxDrift*scale {
 		s.stats.Jumps++
+		s.mediaError(arrival, MediaTimestampJump, fmt.Sprintf("timestamp %d is %+.3f s off the arrival time; re-anchored",
+			h.Timestamp, float64(pos-wall)/float64(s.rate)))
 		s.anchor(h, arrival)
 		pos = s.anchorPos
 	}
+	s.updateJitter(h.Timestamp, arrival)
 	if pcm := s.convert(s.decode(enc, s.pkt.Payload), codecRate); pcm != nil {
 		s.sink.WriteSamples(pos, pcm)
 	}
@@ -354,7 +377,8 @@ func (s *Stream) outBuf(n int) []int16 {
 	return s.out[:n]
 }
 
-// anchor pins the packet's timestamp to the wall-clock position of its arrival and restarts sequence tracking.
+// anchor pins the packet's timestamp to the wall-clock position of its arrival. The packet starts a new
+// jitter reference too: its transit time need not continue the old one's.
 func (s *Stream) anchor(h *rtp.Header, arrival time.Time) {
 	s.anchored = true
 	s.ssrc = h.SSRC
@@ -362,18 +386,42 @@ func (s *Stream) anchor(h *rtp.Header, arrival time.Time) {
 	// Never before the recording's start: a batched reader's arrival estimate (or a packet queued before the
 	// recording began) can point there, and those samples would all be dropped as late.
 	s.anchorPos = max(0, s.sink.SamplePosition(arrival))
-	s.highestSeq, s.seenMask = int64(h.SequenceNumber), 1
+	s.q.jitterRef = false
 }
 
-// countSeq updates the loss/reorder/duplicate counters; it reports false for a duplicate.
-func (s *Stream) countSeq(seq uint16) bool {
+// restartSeq starts a new sequence segment at ext (a new SSRC, recording switched on or resumed, a
+// sequence reset): the packets expected so far are kept and the new segment adds its own.
+func (s *Stream) restartSeq(ext int64) {
+	s.q.expectedDone = s.expected()
+	s.q.tracking = true
+	s.q.segBase, s.highestSeq, s.seenMask = ext, ext, 1
+}
+
+// expected is the number of packets the sequence numbers say were sent: highest − first + 1 of the current
+// segment plus every finished one.
+func (s *Stream) expected() uint64 {
+	if !s.q.tracking {
+		return s.q.expectedDone
+	}
+	return s.q.expectedDone + uint64(s.highestSeq-s.q.segBase+1)
+}
+
+// countSeq updates the loss/reorder/duplicate counters and the loss bursts; it reports false for a duplicate.
+//
+// A burst is counted when its gap is seen. A late packet that falls in a gap within the 64-packet window
+// corrects it from its neighbours: filling a gap of one removes the burst, landing inside a longer gap with
+// neither neighbour seen splits it in two, and landing at a gap's edge shortens it. A packet later than the
+// window leaves loss and bursts as they were (it is counted as reordered and could be a duplicate).
+func (s *Stream) countSeq(seq uint16, arrival time.Time) bool {
 	ext := s.highestSeq + int64(int16(seq-uint16(s.highestSeq)))
 	switch diff := ext - s.highestSeq; {
 	case diff > maxDropout || diff < -maxDropout:
-		s.highestSeq, s.seenMask = ext, 1
+		s.mediaError(arrival, MediaSequenceReset, fmt.Sprintf("sequence %d -> %d", uint16(s.highestSeq), seq))
+		s.restartSeq(ext)
 	case diff > 0:
 		if diff > 1 {
 			s.stats.Lost += uint64(diff - 1)
+			s.q.bursts++
 		}
 		if diff >= seqWindow {
 			s.seenMask = 0
@@ -386,15 +434,34 @@ func (s *Stream) countSeq(seq uint16) bool {
 		s.stats.Duplicates++
 		return false
 	case -diff < seqWindow:
-		bit := uint64(1) << uint(-diff)
+		k := uint(-diff)
+		bit := uint64(1) << k
 		if s.seenMask&bit != 0 {
 			s.stats.Duplicates++
 			return false
 		}
 		s.seenMask |= bit
 		s.stats.Reordered++
+		if ext < s.q.segBase {
+			// Older than the packet that started the segment: the segment starts here, and what lies between
+			// was lost.
+			if gap := s.q.segBase - ext - 1; gap > 0 {
+				s.stats.Lost += uint64(gap)
+				s.q.bursts++
+			}
+			s.q.segBase = ext
+			break
+		}
 		if s.stats.Lost > 0 {
 			s.stats.Lost--
+		}
+		newer := s.seenMask&(bit>>1) != 0
+		older := k+1 >= seqWindow || s.seenMask&(bit<<1) != 0 // outside the window: assume seen
+		switch {
+		case newer && older:
+			s.q.bursts -= min(s.q.bursts, 1)
+		case !newer && !older:
+			s.q.bursts++
 		}
 	default:
 		// Older than the window but within the dropout limit: cannot tell a duplicate from a very late packet;

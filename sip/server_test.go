@@ -55,11 +55,17 @@ func newTestServer(t *testing.T, activation Activation, opts ...Option) *testSer
 // newTestServerWith is newTestServer with recorder options (a fake free-space source).
 func newTestServerWith(t *testing.T, activation Activation, recOpts []recorder.Option, opts ...Option) *testServer {
 	t.Helper()
+	return newTestServerMedia(t, activation, rtp.Config{BindAddress: "127.0.0.1", PortMin: 40000, PortMax: 40999}, recOpts, opts...)
+}
+
+// newTestServerMedia is newTestServerWith with its own RTP config (another reader).
+func newTestServerMedia(t *testing.T, activation Activation, mediaCfg rtp.Config, recOpts []recorder.Option, opts ...Option) *testServer {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Activation = activation
 	cfg.ActivationDelay = 100 * time.Millisecond
-	media, err := rtp.NewReceiver(rtp.Config{BindAddress: "127.0.0.1", PortMin: 40000, PortMax: 40999})
+	media, err := rtp.NewReceiver(mediaCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/siphook/siphook/internal/callinfo"
+	"github.com/siphook/siphook/internal/emodel"
 	"github.com/siphook/siphook/matcher"
 	"github.com/siphook/siphook/recorder"
 	"github.com/siphook/siphook/rtp"
@@ -1080,6 +1082,7 @@ func (s *Session) documentLocked(now time.Time) *recorder.Document {
 				Left: p.Left || i >= len(s.meta.Participants)})
 		}
 	}
+	var errs []channelErrors
 	for i, ml := range s.streamLine {
 		ch := recorder.ChannelInfo{Index: i, Label: ml.label, Codec: ml.codec.Name()}
 		if s.channelOf != nil {
@@ -1090,15 +1093,92 @@ func (s *Session) documentLocked(now time.Time) *recorder.Document {
 				ch.ParticipantID = p.ID
 			}
 		}
-		st := s.streams[i].Stats()
-		ch.Stats = recorder.StreamStats{Received: st.Received, Lost: st.Lost, Reordered: st.Reordered, Duplicates: st.Duplicates, Dropped: st.Dropped}
+		st, q := s.streams[i].Stats(), s.streams[i].Quality()
+		ch.Stats = recorder.StreamStats{Received: st.Received, Lost: st.Lost, Reordered: st.Reordered, Duplicates: st.Duplicates, Dropped: st.Dropped,
+			Expected: q.Expected, LossBursts: q.LossBursts, JitterMs: math.Round(q.JitterMs*100) / 100}
+		if st.Received > 0 {
+			codec := ml.codec // what we answered; what the SRC actually sent wins
+			if q.Codec != rtp.EncodingUnknown {
+				codec = q.Codec
+			}
+			ch.Stats.MOS = streamMOS(codec, q)
+		}
 		if s.rec != nil {
 			ch.Stats.LateSamples = uint64(s.rec.Channel(ch.Index).Late())
+			errs = append(errs, channelErrors{channel: ch.Index, errs: s.streams[i].MediaErrors(), truncated: q.MediaErrors > rtp.MaxMediaErrors})
 		}
 		doc.Channels = append(doc.Channels, ch)
 	}
 	slices.SortFunc(doc.Channels, func(a, b recorder.ChannelInfo) int { return a.Index - b.Index })
+	if s.rec != nil {
+		mediaAnalytics(doc, errs)
+	}
 	return doc
+}
+
+// What the MOS estimate assumes where RTP alone cannot tell.
+const (
+	// mosNetworkDelay is the one-way network delay from the talker to us. Measuring it takes RTCP round trips
+	// (we read no RTCP, and an SRC's reports describe its own legs anyway); 20 ms is a regional path and
+	// costs 0.5 R, so it shifts every call alike and hides nothing beyond it.
+	mosNetworkDelay = 20 * time.Millisecond
+	// mosPacketTime is the packetisation delay: SIPREC SRCs send 20 ms packets.
+	mosPacketTime = 20 * time.Millisecond
+)
+
+// streamMOS is the E-model MOS of a stream (internal/emodel): its codec, its loss and how bursty it was,
+// and a mouth-to-ear delay of the assumed network delay plus a jitter buffer of twice the measured jitter.
+// Rounded to 0.01: the model is no finer than that.
+func streamMOS(codec rtp.Encoding, q rtp.Quality) float64 {
+	loss := q.LossRatio()
+	delay := emodel.MouthToEar(mosNetworkDelay, time.Duration(q.JitterMs*float64(time.Millisecond)), mosPacketTime)
+	return math.Round(emodel.MOS(codec.Name(), loss, emodel.BurstR(loss, q.LossAfterLoss()), delay)*100) / 100
+}
+
+// channelErrors are the media errors of the stream on one WAV channel.
+type channelErrors struct {
+	channel   int
+	errs      []rtp.MediaError
+	truncated bool // the stream saw more than it kept
+}
+
+// mediaAnalytics fills the document's voice-quality analytics: the lowest MOS of the channels that received
+// packets (a call is as good as its worst leg) and every stream's media errors, in time order, at most
+// recorder.MaxMediaErrors. It leaves Analytics nil when there is nothing to say, and the voice-activity
+// fields to the recorder.
+func mediaAnalytics(doc *recorder.Document, chans []channelErrors) {
+	mos := 0.0
+	for _, ch := range doc.Channels {
+		if ch.Stats.MOS > 0 && (mos == 0 || ch.Stats.MOS < mos) {
+			mos = ch.Stats.MOS
+		}
+	}
+	var errs []recorder.MediaError
+	truncated := false
+	for _, ch := range chans {
+		for _, e := range ch.errs {
+			errs = append(errs, recorder.MediaError{At: e.At.UTC(), Channel: ch.channel, Type: e.Type, Detail: e.Detail})
+		}
+		truncated = truncated || ch.truncated
+	}
+	if mos == 0 && len(errs) == 0 {
+		return
+	}
+	slices.SortStableFunc(errs, func(a, b recorder.MediaError) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return a.Channel - b.Channel
+	})
+	if len(errs) > recorder.MaxMediaErrors {
+		errs, truncated = errs[:recorder.MaxMediaErrors], true
+	}
+	if doc.Analytics == nil {
+		doc.Analytics = &recorder.Analytics{}
+	}
+	doc.Analytics.MOS = mos
+	doc.Analytics.MediaErrors = errs
+	doc.Analytics.MediaErrorsTruncated = truncated
 }
 
 // channelOrder decides which WAV channel each recorded line gets: the lines the caller sends first, then the

@@ -1,6 +1,6 @@
 // Package siptest is a fake SIPREC client (the recording side of an SBC) for tests, the demo and the load
 // generator: it sends SIPREC INVITEs built from captured messages, answers the SRS's re-INVITEs sendonly,
-// sends G.711 tones as RTP and hangs up.
+// sends G.711 tones as RTP (dropped and delayed on request: Call.Impair) and hangs up.
 package siptest
 
 import (
@@ -152,6 +152,10 @@ type Call struct {
 	crypto []*sdes.Crypto   // per audio m-line: our SRTP key from the offer, nil for plain RTP
 	srtp   []*rtp.Encrypter // per audio m-line, from crypto
 	sent   int              // samples sent per stream so far (tone phase)
+
+	impair     Impairment   // applied by SendTones
+	impairFrom int          // sent when Impair was called: packet 0 of the impairment
+	sentJitter []sendJitter // per audio m-line: the jitter of the packets as sent
 }
 
 type remoteMedia struct {
@@ -277,53 +281,107 @@ func (c *Call) WaitReinvite(ctx context.Context) (*sip.Request, error) {
 }
 
 // SendTones sends, in real time, one PCMU stream per tone (tones[i] Hz on audio m-line i; 0 = silence) for
-// duration d, 20 ms per packet, to the ports of the SRS's latest SDP.
+// duration d, 20 ms per packet, to the ports of the SRS's latest SDP, impaired as Impair says. Packets leave
+// at their due time (start + 20 ms·n, plus any delay) from one loop, so delayed ones go out in order of that
+// time without holding up the others; it returns once d has passed and every delayed packet is sent.
 func (c *Call) SendTones(ctx context.Context, tones []float64, d time.Duration) error {
-	const frame = 160 // 20 ms at 8 kHz
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	const (
+		frame = 160 // 20 ms at 8 kHz
+		ptime = 20 * time.Millisecond
+	)
+	frames := int(d / ptime)
 	payload := make([]byte, frame)
-	for range int(d / (20 * time.Millisecond)) {
-		c.mu.Lock()
-		remote := c.remote
-		for i, freq := range tones {
-			if i >= len(c.media) || i >= len(remote.ports) || remote.ports[i] == 0 {
-				continue
-			}
-			pcm := audiotest.Sine(freq, 0.5, 8000, c.sent, frame)
-			for j, s := range pcm {
-				if c.pt[i] == 8 {
-					payload[j] = g711.EncodeALaw(s)
-				} else {
-					payload[j] = g711.EncodeULaw(s)
-				}
-			}
-			pkt := pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: c.pt[i], SequenceNumber: c.seq[i], Timestamp: c.ts[i], SSRC: c.ssrc[i]}, Payload: payload}
-			c.seq[i]++
-			c.ts[i] += frame
-			b, err := pkt.Marshal()
-			if err == nil && c.srtp[i] != nil {
-				b, err = c.srtp[i].EncryptRTP(nil, b)
-			}
-			if err != nil {
-				c.mu.Unlock()
-				return err
-			}
-			dst := &net.UDPAddr{IP: net.ParseIP(remote.ip), Port: remote.ports[i]}
-			if _, err := c.media[i].WriteToUDP(b, dst); err != nil {
-				c.mu.Unlock()
-				return err
-			}
+	var q sendQueue
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	start := time.Now()
+	for f := 0; ; {
+		now := time.Now()
+		if err := q.sendDue(c, now); err != nil {
+			return err
 		}
-		c.sent += frame
-		c.mu.Unlock()
+		due := start.Add(time.Duration(f) * ptime)
+		if f < frames && !due.After(now) {
+			if err := c.makeFrame(&q, tones, due, payload); err != nil {
+				return err
+			}
+			f++
+			continue // its undelayed packets are due now
+		}
+		// Wait for the next frame or delayed packet; after the last frame, for the end of the audio.
+		var wake time.Time
+		next, queued := q.next()
+		end := start.Add(time.Duration(frames) * ptime)
+		switch {
+		case f < frames:
+			wake = due
+			if queued && next.Before(wake) {
+				wake = next
+			}
+		case queued:
+			wake = next
+		case now.Before(end):
+			wake = end
+		default:
+			return nil
+		}
+		timer.Reset(time.Until(wake))
 		select {
-		case <-tick.C:
+		case <-timer.C:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+// makeFrame builds one 20 ms packet per stream and queues it for due plus its impairment delay, or drops it.
+func (c *Call) makeFrame(q *sendQueue, tones []float64, due time.Time, payload []byte) error {
+	const frame = 160
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	remote := c.remote
+	k := (c.sent - c.impairFrom) / frame // packet index for the impairment
+	for i, freq := range tones {
+		if i >= len(c.media) || i >= len(remote.ports) || remote.ports[i] == 0 {
+			continue
+		}
+		pcm := audiotest.Sine(freq, 0.5, 8000, c.sent, frame)
+		for j, s := range pcm {
+			if c.pt[i] == 8 {
+				payload[j] = g711.EncodeALaw(s)
+			} else {
+				payload[j] = g711.EncodeULaw(s)
+			}
+		}
+		pkt := pionrtp.Packet{Header: pionrtp.Header{Version: 2, PayloadType: c.pt[i], SequenceNumber: c.seq[i], Timestamp: c.ts[i], SSRC: c.ssrc[i]}, Payload: payload}
+		ts := c.ts[i]
+		c.seq[i]++
+		c.ts[i] += frame
+		if c.impair.Drop(k) {
+			continue // lost on the way: its sequence number and timestamp are gone with it
+		}
+		b, err := pkt.Marshal()
+		if err == nil && c.srtp[i] != nil {
+			b, err = c.srtp[i].EncryptRTP(nil, b)
+		}
+		if err != nil {
+			return err
+		}
+		q.push(outPacket{due: due.Add(c.impair.Delay(k)), stream: i, ts: ts, conn: c.media[i], dst: &net.UDPAddr{IP: net.ParseIP(remote.ip), Port: remote.ports[i]}, b: b})
+	}
+	c.sent += frame
 	return nil
+}
+
+// NewSSRC makes audio m-line i start over as a new sender (new SSRC, sequence number and timestamp), as
+// after an SBC failover.
+func (c *Call) NewSSRC(i int) {
+	c.mu.Lock()
+	c.ssrc[i], c.seq[i], c.ts[i] = rand.Uint32(), uint16(rand.Uint32()), rand.Uint32()
+	if i < len(c.sentJitter) {
+		c.sentJitter[i].ref = false // a new timestamp base
+	}
+	c.mu.Unlock()
 }
 
 // Ended is closed when the SRS sends BYE.
