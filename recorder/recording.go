@@ -3,7 +3,6 @@ package recorder
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,6 +77,8 @@ type Recorder struct {
 	manifest   *manifest // nil: disabled
 	create     func(path string) (wavFile, error)
 	freeSpace  func(dir string) (uint64, error)
+
+	noAnalytics bool // recordings skip voice activity analysis: for the benchmark that measures what it costs
 
 	diskMu sync.Mutex                // serialises free-space readings and the logging of their transitions
 	disk   atomic.Pointer[diskState] // the latest reading; nil before the first
@@ -418,9 +419,10 @@ type Recording struct {
 	flushMu sync.Mutex
 	f       wavFile // nil once finished
 	hdr     [wavHeaderLen]byte
-	fileEnd int64 // bytes in the file
-	frames  int64 // frames the header declares
-	err     error // first write error
+	fileEnd int64          // bytes in the file
+	frames  int64          // frames the header declares
+	err     error          // first write error
+	voice   *voiceActivity // analytics of the frames written so far; nil when off
 
 	// Timeline state, guarded by mu.
 	mu       sync.Mutex
@@ -449,6 +451,9 @@ func (r *Recorder) newRecording(spec Spec) *Recording {
 	}
 	rec.chunk = max(frames(r.cfg.MaxAhead, spec.SampleRate)-rec.lag, 1)
 	rec.maxAhead = rec.lag + rec.chunk
+	if !r.noAnalytics {
+		rec.voice = newVoiceActivity(spec.SampleRate, spec.Channels)
+	}
 	rec.channels = make([]Channel, spec.Channels)
 	for i := range rec.channels {
 		rec.channels[i].rec, rec.channels[i].index = rec, i
@@ -510,11 +515,11 @@ func (rec *Recording) Flush() error {
 }
 
 // Close writes all buffered audio, the final header, then the document. It fills into doc what the
-// recorder owns: RecordingID and Audio (with the finished file's SHA-256) always; Start, End (now),
-// DurationSec (End-Start) and State ("completed") when empty. A nil doc means the initial document,
-// completed. If any write of the recording failed (a full disk), the document says so whatever the caller
-// asked: State "failed" and a "write_failed" event with the error; and Close returns that error, so a
-// damaged file is never mistaken for a good one.
+// recorder owns: RecordingID, Audio (with the finished file's SHA-256) and the voice activity fields of
+// Analytics (see fillAnalytics) always; Start, End (now), DurationSec (End-Start) and State ("completed")
+// when empty. A nil doc means the initial document, completed. If any write of the recording failed (a full
+// disk), the document says so whatever the caller asked: State "failed" and a "write_failed" event with the
+// error; and Close returns that error, so a damaged file is never mistaken for a good one.
 func (rec *Recording) Close(doc *Document) error {
 	if !rec.closing.CompareAndSwap(false, true) {
 		return ErrClosed
@@ -534,6 +539,7 @@ func (rec *Recording) Close(doc *Document) error {
 	if doc.State == "" {
 		doc.State = StateCompleted
 	}
+	rec.fillAnalytics(doc)
 	// Read the file back for its checksum: it was just written, so it comes from the page cache.
 	audio, derr := digestFile(rec.wavPath)
 	if derr != nil {
@@ -556,6 +562,23 @@ func (rec *Recording) Close(doc *Document) error {
 		doc.Events = append(doc.Events, Event{At: now, Type: "write_failed", Detail: err.Error()})
 	}
 	return errors.Join(err, rec.r.saveDocument(rec.relJSON(), doc, true, listed))
+}
+
+// fillAnalytics sets the voice activity fields of doc.Analytics, creating it if need be; its other fields
+// (MOS, media errors) are the caller's and are kept. It fills a copy, so an Analytics the caller shares (the
+// one of Spec.Document, say) is not changed behind its back. A recording without samples gets none.
+func (rec *Recording) fillAnalytics(doc *Document) {
+	rec.flushMu.Lock()
+	defer rec.flushMu.Unlock()
+	if rec.voice == nil || rec.voice.samples == 0 {
+		return
+	}
+	a := new(Analytics)
+	if doc.Analytics != nil {
+		*a = *doc.Analytics
+	}
+	rec.voice.finish(a)
+	doc.Analytics = a
 }
 
 // relJSON is the document's path relative to Config.Dir.
@@ -607,6 +630,12 @@ func (rec *Recording) flush(mode flushMode, to int64) error {
 	var err error
 	if data != nil {
 		err = rec.write(from, to, *data)
+		if rec.voice != nil {
+			// Outside mu, like the disk write: writers never wait for the analysis. What lies past the data is
+			// a hole in the file, silence.
+			rec.voice.write(*data)
+			rec.voice.silence(to - from - int64(len(*data)/(rec.nch*bytesPerSample)))
+		}
 		rec.r.bufs.Put(data)
 	}
 	if mode == flushFinal {
@@ -628,10 +657,7 @@ func (rec *Recording) flush(mode flushMode, to int64) error {
 func (rec *Recording) take(to int64) *[]byte {
 	n := int(min(to, rec.head)-rec.frontier) * rec.nch
 	bp := rec.r.buf(n * bytesPerSample)
-	b := *bp
-	for i, s := range rec.pending[:n] {
-		binary.LittleEndian.PutUint16(b[i*bytesPerSample:], uint16(s))
-	}
+	encodePCM(*bp, rec.pending[:n])
 	if rec.head > to {
 		// Shift in place rather than reslice, so the buffer's capacity is reused forever.
 		rec.pending = rec.pending[:copy(rec.pending, rec.pending[n:])]

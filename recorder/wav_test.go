@@ -138,3 +138,19 @@ func FuzzParseWAV(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodePCM(t *testing.T) {
+	for n := range 11 {
+		pcm := make([]int16, n)
+		want := make([]byte, 0, 2*n)
+		for i := range pcm {
+			pcm[i] = int16(i*7919 - 32768)
+			want = binary.LittleEndian.AppendUint16(want, uint16(pcm[i]))
+		}
+		got := make([]byte, 2*n+2) // room to spare: encodePCM writes 2n bytes and no more
+		encodePCM(got, pcm)
+		if string(got[:2*n]) != string(want) || got[2*n] != 0 || got[2*n+1] != 0 {
+			t.Errorf("%d samples: % x, want % x", n, got, want)
+		}
+	}
+}
