@@ -313,7 +313,7 @@ func (r *Recorder) saveDocument(rel string, doc *Document, sync bool, audio *Man
 		r.countWriteError()
 		return err
 	}
-	r.countDocument(doc.State)
+	r.countDocument(doc)
 	if doc.State != StateRecording {
 		if err = r.recordFinal(rel, doc, written, audio); err != nil {
 			r.countWriteError()
