@@ -232,8 +232,22 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 				{ID: "p2", Name: "Alice Agent", AOR: "sip:alice@pbx.example.com", Role: "callee"},
 			},
 			Channels: []recorder.ChannelInfo{
-				{Index: 0, Label: "caller", ParticipantID: "p1", Codec: "PCMU/8000", Stats: recorder.StreamStats{Received: 150, Lost: 2, Reordered: 1}},
-				{Index: 1, Label: "agent", ParticipantID: "p2", Codec: "PCMU/8000", Stats: recorder.StreamStats{Received: 148, LateSamples: 160}},
+				{Index: 0, Label: "caller", ParticipantID: "p1", Codec: "PCMU/8000", Stats: recorder.StreamStats{Received: 150, Lost: 2, Reordered: 1,
+					Expected: 152, LossBursts: 1, JitterMs: 12.4, MOS: 3.42}},
+				{Index: 1, Label: "agent", ParticipantID: "p2", Codec: "PCMU/8000", Stats: recorder.StreamStats{Received: 148, LateSamples: 160,
+					Expected: 148, JitterMs: 3.1, MOS: 4.38}},
+			},
+			Analytics: &recorder.Analytics{
+				Channels: []recorder.ChannelAnalytics{
+					{Index: 0, TalkSec: 1.2, SilenceSec: 1.8, TalkRatio: 0.4, LongestSilenceSec: 1.8},
+					{Index: 1, TalkSec: 1.14, SilenceSec: 1.86, TalkRatio: 0.38, LongestSilenceSec: 1.8},
+				},
+				TalkOverSec: 0.12, TalkOverRatio: 0.04, SilenceSec: 0.6, SilenceRatio: 0.2, LongestSilenceSec: 0.6, MOS: 3.42,
+				MediaErrors: []recorder.MediaError{
+					{At: at(2.1), Channel: 0, Type: "ssrc_change", Detail: "SSRC 0x1a2b3c4d → 0x5e6f7a8b"},
+					{At: at(2.44), Channel: 1, Type: "timestamp_jump", Detail: "timestamp jumped by 16000 <i>samples</i>"}, // markup must stay text
+				},
+				MediaErrorsTruncated: true,
 			},
 			Events: []recorder.Event{
 				{At: at(0), Type: "activated"},
@@ -373,6 +387,10 @@ func (f *fakeAPI) summary(d *recorder.Document) map[string]any {
 	if d.Audio != nil {
 		s["channels"], s["sample_rate"], s["audio"] = d.Audio.Channels, d.Audio.SampleRate, d.Audio.File
 	}
+	if a := d.Analytics; a != nil {
+		s["analytics"] = map[string]any{"silence_ratio": a.SilenceRatio, "talk_over_ratio": a.TalkOverRatio,
+			"longest_silence_sec": a.LongestSilenceSec, "mos": a.MOS, "media_errors": len(a.MediaErrors)}
+	}
 	return s
 }
 
@@ -403,6 +421,9 @@ func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
 		if s := q.Get("source"); s != "" && s != d.Source {
 			continue
 		}
+		if !analyticsMatch(q, d.Analytics) {
+			continue
+		}
 		out = append(out, f.summary(d))
 	}
 	offset := 0
@@ -417,6 +438,35 @@ func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// analyticsMatch applies the analytics filters as the real API does: bounds on the silence and talk-over
+// ratios and the MOS; a recording without analytics (or, for the MOS, without a MOS) never matches one.
+func analyticsMatch(q url.Values, a *recorder.Analytics) bool {
+	for _, b := range []struct {
+		name string
+		v    func() (float64, bool)
+	}{
+		{"silence_ratio", func() (float64, bool) { return a.SilenceRatio, true }},
+		{"talk_over_ratio", func() (float64, bool) { return a.TalkOverRatio, true }},
+		{"mos", func() (float64, bool) { return a.MOS, a.MOS > 0 }},
+	} {
+		for _, side := range []string{"_min", "_max"} {
+			s := q.Get(b.name + side)
+			if s == "" {
+				continue
+			}
+			bound, err := strconv.ParseFloat(s, 64)
+			if err != nil || a == nil {
+				return false
+			}
+			v, ok := b.v()
+			if !ok || (side == "_min" && v < bound) || (side == "_max" && v > bound) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (f *fakeAPI) document(w http.ResponseWriter, r *http.Request) {
@@ -538,6 +588,50 @@ func TestBrowser(t *testing.T) {
 	b.Wait(rows + `.length === 2 && document.getElementById('more').hidden`)
 	b.Screenshot("ui-web-fake-search.png")
 
+	// The Quality column: the MOS (rated poor: below 3.5) and the silence / talk-over shares; "—" without audio.
+	quality := b.Eval(`[...document.querySelectorAll('#results tr.recording td.quality')].map((td) => td.textContent + '|' + ` +
+		`(td.querySelector('.mos') ? td.querySelector('.mos').className : '')).join(' ; ')`)
+	if quality != "3.4 20% / 4%|mos mos-poor ; —|" {
+		t.Errorf("Quality column %q", quality)
+	}
+	if got := b.Eval(`document.querySelector('#results tr.recording td.quality').title`); !strings.Contains(got, "MOS 3.42 (poor)") || !strings.Contains(got, "media errors: 2") {
+		t.Errorf("Quality title %q", got)
+	}
+	// No cell of the table is cut off at 1280 px (the table does not scroll sideways).
+	if got := b.Eval(`(() => { const w = document.querySelector('#view-search .table-wrap'); return w.scrollWidth + '/' + w.clientWidth; })()`); func() bool {
+		var sw, cw int
+		_, err := fmt.Sscanf(got, "%d/%d", &sw, &cw)
+		return err != nil || sw > cw
+	}() {
+		t.Errorf("the results table scrolls sideways at 1280 px: scroll/client width %s", got)
+	}
+
+	// The quality filters: per cent in the form, ratios in the hash and the query; the MOS as typed.
+	b.Step("search quality", 10*time.Second,
+		chromedp.SendKeys(chromedp.CSS("#f-silence-min"), "10"),
+		chromedp.SendKeys(chromedp.CSS("#f-talkover-min"), "3"),
+		chromedp.SendKeys(chromedp.CSS("#f-mos-max"), "3.5"),
+		chromedp.Click(chromedp.CSS("#search-submit")))
+	b.Wait(`location.hash === '#/?silence_ratio_min=0.1&talk_over_ratio_min=0.03&mos_max=3.5' && ` + rows + `.length === 1 && ` +
+		rows + `[0].dataset.id === '` + recMatched + `' && document.getElementById('more').hidden`)
+	for k, v := range map[string]string{"silence_ratio_min": "0.1", "talk_over_ratio_min": "0.03", "mos_max": "3.5"} {
+		if !fake.sawSearch(k, v) {
+			t.Errorf("the fake API never got %s=%s", k, v)
+		}
+	}
+	if got := b.Eval(`['f-silence-min', 'f-talkover-min', 'f-mos-max'].map((id) => document.getElementById(id).value).join(',')`); got != "10,3,3.5" {
+		t.Errorf("quality filter inputs %q after the search", got)
+	}
+	// Followed from a link, the ratios come back as per cents; a bound nothing meets leaves no row.
+	b.Step("quality link", 10*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '#/?silence_ratio_min=0.5&mos_max=3'`))
+	b.Wait(`document.getElementById('f-silence-min').value === '50' && document.getElementById('f-mos-max').value === '3' && ` +
+		`document.getElementById('f-talkover-min').value === '' && document.getElementById('total').textContent.startsWith('0 recordings')`)
+	if !fake.sawSearch("silence_ratio_min", "0.5") {
+		t.Error("the fake API never got silence_ratio_min=0.5")
+	}
+	b.Step("reset", 10*time.Second, chromedp.Click(chromedp.CSS("#search-reset")))
+	b.Wait(`location.hash === '#/' && document.getElementById('f-silence-min').value === '' && ` + rows + `.length === 1`)
+
 	// Search by agent: the filter goes to the hash and to the API.
 	b.Step("search alice", 10*time.Second,
 		chromedp.SendKeys(chromedp.CSS("#f-agent"), "alice"),
@@ -581,6 +675,33 @@ func TestBrowser(t *testing.T) {
 	if got := b.Eval(`document.querySelector('#channels').textContent`); !strings.Contains(got, "PCMU/8000") || !strings.Contains(got, "160") || !strings.Contains(got, "Late") {
 		t.Errorf("#channels %q", got)
 	}
+	// The channels' RTP quality: expected, loss bursts, jitter, MOS.
+	if got := b.Eval(`[...document.querySelectorAll('#channels tbody tr')].map((tr) => [...tr.cells].slice(3).map((td) => td.textContent).join(' ')).join(' | ')`); got != "150 152 2 1 1 0 0 0 12.4 3.42 | 148 148 0 0 0 0 160 0 3.1 4.38" {
+		t.Errorf("#channels numbers %q", got)
+	}
+	if got := b.Eval(`[...document.querySelectorAll('#channels thead th')].map((th) => th.textContent).join(',')`); !strings.Contains(got, "Expected,Lost,Loss bursts") || !strings.Contains(got, "Jitter (ms),MOS") {
+		t.Errorf("#channels headers %q", got)
+	}
+	// The analytics card: the call's figures, talk and silence per channel, the media errors.
+	stats := b.Eval(`[...document.querySelectorAll('#analytics .stat')].map((s) => s.id + '=' + s.querySelector('.stat-value').textContent + ' ' + s.querySelector('.stat-note').textContent).join(' ; ')`)
+	for _, want := range []string{"an-mos=3.42 poor", "an-silence=20% 0:00.6", "an-talkover=4% 0:00.1", "an-longest=0:00.6", "an-errors=2+"} {
+		if !strings.Contains(stats, want) {
+			t.Errorf("analytics figures %q lack %q", stats, want)
+		}
+	}
+	if got := b.Eval(`[...document.querySelectorAll('#talk-bars .talk-row')].map((r) => r.querySelector('.talk-label').textContent + ': ' + ` +
+		`r.querySelector('.talk-nums').textContent + ' bar ' + r.querySelector('.talk-fill').style.width).join(' | ')`); got !=
+		"caller · Carol <b>Caller</b>: talk 0:01.2 (40%)silence 0:01.8longest silence 0:01.8 bar 40% | "+
+			"callee · Alice Agent: talk 0:01.1 (38%)silence 0:01.9longest silence 0:01.8 bar 38%" {
+		t.Errorf("talk bars %q", got)
+	}
+	if got := b.Eval(`[...document.querySelectorAll('#media-errors tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent).join(' / ')).join(' | ')`); got !=
+		"0:02.1 / caller · Carol <b>Caller</b> / SSRC change / SSRC 0x1a2b3c4d → 0x5e6f7a8b | 0:02.4 / callee · Alice Agent / timestamp jump / timestamp jumped by 16000 <i>samples</i>" {
+		t.Errorf("media errors %q", got)
+	}
+	if got := b.Eval(`String(document.querySelector('#analytics b, #analytics i') === null) + ' ' + document.getElementById('media-errors-truncated').textContent`); !strings.HasPrefix(got, "true Truncated") {
+		t.Errorf("analytics markup not kept as text, or no truncation note: %q", got)
+	}
 	fake.mu.Lock()
 	points := fake.points
 	fake.mu.Unlock()
@@ -603,6 +724,9 @@ func TestBrowser(t *testing.T) {
 	b.Wait(`document.getElementById('time').textContent === '0:01 / 0:03'`)
 
 	b.Screenshot("ui-web-fake.png") // the detail view, paused half-way
+	if got := b.Eval(`[...document.querySelectorAll('#recording .card')].filter((c) => c.scrollWidth > c.clientWidth + 1).map((c) => c.querySelector('h3') ? c.querySelector('h3').textContent : c.className).join(',')`); got != "" {
+		t.Errorf("cards of the detail view that scroll sideways at 1280 px: %s", got)
+	}
 
 	// The unmatched recording explains itself.
 	b.Step("search unmatched", 10*time.Second, chromedp.Evaluate[chromedp.Void](`location.hash = '#/?matched=false'`))

@@ -82,6 +82,23 @@ function fmtOffset(sec) {
   return `${fmtDur(Math.floor(tenths / 10))}.${tenths % 10}`;
 }
 
+// trimNum shows a number with at most `digits` decimals and no trailing zeros: 0.1 rather than 0.1000000001.
+const trimNum = (x, digits) => String(Number(x.toFixed(digits)));
+
+// fmtPct shows a ratio (0–1) as a percentage: whole per cents from 10 % on, else to a tenth ("3.4%");
+// whole always when `whole`.
+function fmtPct(ratio, whole = false) {
+  const p = Number.isFinite(ratio) ? Math.max(0, ratio) * 100 : 0;
+  return `${whole || p >= 10 ? Math.round(p) : trimNum(p, 1)}%`;
+}
+
+// MOS ratings: 4 and over is good, from 3.5 fair, below that poor.
+const mosRating = (m) => (Number.isFinite(m) && m > 0 ? (m >= 4 ? 'good' : m >= 3.5 ? 'fair' : 'poor') : null);
+
+// fmtMOS shows a MOS to two decimals, or `digits`; it floors, so the figure never looks better than its rating
+// (3.98 is fair, and shows as 3.9, not 4.0).
+const fmtMOS = (m, digits = 2) => (Math.floor(m * 10 ** digits + 1e-6) / 10 ** digits).toFixed(digits);
+
 // Words of session keys written otherwise than in lower case.
 const ACRONYMS = new Set(['id', 'ani', 'dnis', 'sip', 'sips', 'ip', 'ucid', 'uui', 'tls', 'srtp', 'rtp', 'sdp', 'url', 'uri',
   'src', 'srs', 'cti', 'ivr', 'tcp', 'udp']);
@@ -314,20 +331,39 @@ function route() {
 // ---------------------------------------------------------------------------------------------------------
 // Recordings search
 
-// FILTERS maps the form's inputs to the API's (and the hash's) query parameters.
+// FILTERS maps the form's inputs to the API's (and the hash's) query parameters, with how the input shows the
+// value: 'time' (datetime-local in local time, RFC 3339 in the query), 'percent' (per cent in the form, a
+// ratio 0–1 in the query), 'number', or as it is.
 const FILTERS = [
   ['f-agent', 'agent'],
   ['f-conversation', 'conversation_id'],
   ['f-ani', 'ani'],
   ['f-dnis', 'dnis'],
-  ['f-from', 'from'],
-  ['f-to', 'to'],
+  ['f-from', 'from', 'time'],
+  ['f-to', 'to', 'time'],
   ['f-direction', 'direction'],
   ['f-matched', 'matched'],
   ['f-source', 'source'],
+  ['f-silence-min', 'silence_ratio_min', 'percent'],
+  ['f-talkover-min', 'talk_over_ratio_min', 'percent'],
+  ['f-mos-max', 'mos_max', 'number'],
 ];
 // Also passed through from the hash to the API, though the form has no field for them.
-const EXTRA_PARAMS = ['tenant', 'state'];
+const EXTRA_PARAMS = ['tenant', 'state', 'silence_ratio_max', 'talk_over_ratio_max', 'mos_min'];
+
+// Columns of the results table.
+const RESULT_COLS = 11;
+
+// filterInputValue is what a filter's input shows for the query value v.
+function filterInputValue(kind, v) {
+  if (!v) return '';
+  if (kind === 'time') return toLocalInput(v);
+  if (kind === 'percent') {
+    const x = Number(v);
+    return Number.isFinite(x) ? trimNum(x * 100, 4) : '';
+  }
+  return v;
+}
 
 function searchView(params) {
   showView('search', 'Recordings');
@@ -336,17 +372,14 @@ function searchView(params) {
   const more = $('#more');
   const total = $('#total');
 
-  for (const [id, name] of FILTERS) {
-    const v = params.get(name) || '';
-    $(`#${id}`).value = id === 'f-from' || id === 'f-to' ? (v ? toLocalInput(v) : '') : v;
-  }
+  for (const [id, name, kind] of FILTERS) $(`#${id}`).value = filterInputValue(kind, params.get(name) || '');
 
   const query = new URLSearchParams();
   for (const [, name] of FILTERS) if (params.get(name)) query.set(name, params.get(name));
   for (const name of EXTRA_PARAMS) if (params.get(name)) query.set(name, params.get(name));
   query.set('limit', String(PAGE_SIZE));
 
-  tbody.replaceChildren(el('tr', { class: 'placeholder' }, el('td', { colspan: 10, text: 'Loading…' })));
+  tbody.replaceChildren(el('tr', { class: 'placeholder' }, el('td', { colspan: RESULT_COLS, text: 'Loading…' })));
   total.textContent = '';
   more.hidden = true;
   let shown = 0;
@@ -364,7 +397,7 @@ function searchView(params) {
       shown += recs.length;
       if (shown === 0) {
         tbody.replaceChildren(el('tr', { class: 'placeholder' },
-          el('td', { colspan: 10, text: 'No recordings match these filters.' })));
+          el('td', { colspan: RESULT_COLS, text: 'No recordings match these filters.' })));
       }
       const n = Number.isFinite(page.total) ? page.total : shown;
       total.textContent = `${n} recording${n === 1 ? '' : 's'}` + (shown < n ? ` · showing ${shown}` : '');
@@ -375,7 +408,7 @@ function searchView(params) {
       if (ctl.signal.aborted) return;
       if (!shown) {
         tbody.replaceChildren(el('tr', { class: 'placeholder' }, el('td', {
-          colspan: 10,
+          colspan: RESULT_COLS,
           text: err.status === 401 ? 'Enter an API token to see the recordings.' : 'The recordings could not be loaded.',
         })));
       }
@@ -420,6 +453,7 @@ function recordingRow(r) {
     el('td', { class: 'num', title: secondsTip(r.duration_seconds), text: fmtDur(r.duration_seconds) }),
     el('td', {}, badge(r.source, 'source')),
     el('td', { title: r.state || null }, badge(r.state, 'state')),
+    qualityCell(r),
     el('td', { text: r.direction || '' }),
     el('td', { title: r.ani || null, text: fmtNumber(r.ani) }),
     el('td', { title: r.dnis || null, text: fmtNumber(r.dnis) }),
@@ -434,18 +468,56 @@ function recordingRow(r) {
   return tr;
 }
 
+// qualityCell shows a recording's call analytics in one line: the MOS, coloured by its rating, then the
+// silence and talk-over shares; the title has them spelt out.
+function qualityCell(r) {
+  const a = r.analytics;
+  if (!a) {
+    return el('td', { class: 'quality', title: r.has_audio ? 'no call analytics' : 'no audio, so no call analytics' },
+      el('span', { class: 'muted', text: '—' }));
+  }
+  const rating = mosRating(a.mos);
+  const tip = [
+    rating ? `MOS ${fmtMOS(a.mos)} (${rating})` : 'MOS not estimated (no RTP)',
+    `silence ${fmtPct(a.silence_ratio)} of the call (longest ${fmtOffset(a.longest_silence_sec)})`,
+    `talk-over ${fmtPct(a.talk_over_ratio)}`,
+    `media errors: ${a.media_errors || 0}`,
+  ];
+  return el('td', { class: 'quality', title: tip.join('\n') },
+    rating
+      ? el('span', { class: `mos mos-${rating}`, text: fmtMOS(a.mos, 1) })
+      : el('span', { class: 'mos mos-none', text: '—' }),
+    ' ',
+    el('span', { class: 'ratios', text: `${fmtPct(a.silence_ratio, true)} / ${fmtPct(a.talk_over_ratio, true)}` }));
+}
+
 function onSearchSubmit(ev) {
   ev.preventDefault();
   const p = new URLSearchParams();
-  for (const [id, name] of FILTERS) {
-    let v = $(`#${id}`).value.trim();
-    if (!v) continue;
-    if (id === 'f-from' || id === 'f-to') {
+  for (const [id, name, kind] of FILTERS) {
+    const input = $(`#${id}`);
+    let v = input.value.trim();
+    if (!v) {
+      if (input.validity && input.validity.badInput) {
+        showStatus(`${input.labels && input.labels[0] ? input.labels[0].textContent : name}: not a number.`, true);
+        return;
+      }
+      continue;
+    }
+    if (kind === 'time') {
       v = toRFC3339(v);
       if (!v) {
         showStatus(`The ${name} time is not valid.`, true);
         return;
       }
+    } else if (kind === 'percent' || kind === 'number') {
+      const x = Number(v);
+      const [lo, hi] = kind === 'percent' ? [0, 100] : [1, 5];
+      if (!Number.isFinite(x) || x < lo || x > hi) {
+        showStatus(`${input.labels && input.labels[0] ? input.labels[0].textContent : name}: give a number from ${lo} to ${hi}.`, true);
+        return;
+      }
+      v = kind === 'percent' ? trimNum(x / 100, 6) : String(x);
     }
     p.set(name, v);
   }
@@ -572,6 +644,30 @@ function renderRecording(root, id, doc, signal, cleanups) {
       el('li', {}, el('a', { href: recordingHref(r), class: 'mono', text: r }))))
     : null;
 
+  if (doc.analytics) parts.push(analyticsBlock(doc));
+
+  // The channels table is as wide as the page: with the RTP quality columns it does not fit half of it.
+  parts.push(section('Channels', table('channels', ['#', 'Channel', 'Codec', ['Recv', 'packets received'],
+    ['Expected', 'packets the sequence numbers say were sent'], ['Lost', 'packets lost'],
+    ['Loss bursts', 'runs of consecutive lost packets'], ['Reord', 'packets reordered'], ['Dup', 'duplicate packets'],
+    ['Late', 'late samples (dropped: their place was already written)'], ['Drop', DROP_TIP],
+    ['Jitter (ms)', 'RFC 3550 interarrival jitter at the end of the call'],
+    ['MOS', 'ITU-T G.107 E-model estimate for the codec, loss and jitter: 4 and over good, from 3.5 fair, below poor']],
+  (doc.channels || []).map((c) => {
+    const s = c.stats || {};
+    const label = channelLabel(doc, c);
+    // Expected is there for every RTP stream; without it (AudioHook) the RTP quality columns do not apply.
+    const rtp = Number.isFinite(s.expected);
+    const na = ['—', 'num muted', 'no RTP stream'];
+    const rating = mosRating(s.mos);
+    return [[c.index, 'num'], [label, 'ellip', label !== c.label && c.label ? `SDP label ${c.label}` : label], c.codec,
+      [s.received ?? 0, 'num'], rtp ? [s.expected, 'num'] : na, [s.lost ?? 0, 'num' + (s.lost ? ' warn' : '')],
+      rtp ? [s.loss_bursts ?? 0, 'num' + (s.loss_bursts ? ' warn' : '')] : na,
+      [s.reordered ?? 0, 'num'], [s.duplicates ?? 0, 'num'], [s.late_samples ?? 0, 'num' + (s.late_samples ? ' warn' : '')],
+      [s.dropped ?? 0, 'num', DROP_TIP],
+      rtp ? [(s.jitter_ms ?? 0).toFixed(1), 'num'] : na,
+      rating ? [fmtMOS(s.mos), `num mos-text mos-${rating}`, `${rating}: ${s.mos}`] : rtp ? ['—', 'num muted', 'not estimated'] : na];
+  }))));
   parts.push(el('div', { class: 'columns' },
     section('Agents', agents, related ? el('h3', { text: 'Other recordings of this conversation' }) : null, related),
     section('Identifiers', table('identifiers', ['Kind', 'Value', 'Raw', 'Origin'],
@@ -579,23 +675,11 @@ function renderRecording(root, id, doc, signal, cleanups) {
   parts.push(el('div', { class: 'columns' },
     section('Participants', table('participants', ['ID', 'Name', 'Address', 'Role', ''],
       (doc.participants || []).map((p) => [[p.id, 'mono break'], p.name, [p.aor, 'break'], p.role, p.left ? 'left' : '']))),
-    section('Channels', table('channels', ['#', 'Channel', 'Codec', ['Recv', 'packets received'], ['Lost', 'packets lost'],
-      ['Reord', 'packets reordered'], ['Dup', 'duplicate packets'], ['Late', 'late samples (dropped: their place was already written)'],
-      ['Drop', DROP_TIP]],
-      (doc.channels || []).map((c) => {
-        const s = c.stats || {};
-        const label = channelLabel(doc, c);
-        return [[c.index, 'num'], [label, 'ellip', label !== c.label && c.label ? `SDP label ${c.label}` : label], c.codec,
-          [s.received ?? 0, 'num'], [s.lost ?? 0, 'num' + (s.lost ? ' warn' : '')],
-          [s.reordered ?? 0, 'num'], [s.duplicates ?? 0, 'num'], [s.late_samples ?? 0, 'num' + (s.late_samples ? ' warn' : '')],
-          [s.dropped ?? 0, 'num', DROP_TIP]];
-      })))));
-  parts.push(el('div', { class: 'columns' },
-    section('Events', table('events', ['At', 'Offset', 'Event', 'Detail'],
-      (doc.events || []).map((e) => [fmtTime(e.at), [fmtOffset(offsetOf(doc, e.at)), 'num'], e.type, e.detail]))),
     section('Pauses', table('pauses', ['Offset', 'Length', 'By', 'From', 'To'],
       (doc.pauses || []).map((p) => [[fmtOffset(p.offset_sec), 'num'], [fmtOffset(p.duration_sec), 'num'], pauseBy(p.by),
         fmtTime(p.start), p.end ? fmtTime(p.end) : 'ongoing'])))));
+  parts.push(section('Events', table('events', ['At', 'Offset', 'Event', 'Detail'],
+    (doc.events || []).map((e) => [fmtTime(e.at), [fmtOffset(offsetOf(doc, e.at)), 'num'], e.type, [e.detail, 'break']]))));
 
   root.replaceChildren(...parts);
   if (audio) startWaveforms(doc, rel, audioDur, span, signal, cleanups);
@@ -629,6 +713,78 @@ const DROP_TIP = 'packets not recorded: session waiting or paused, malformed, un
 
 function section(title, ...content) {
   return el('section', { class: 'card' }, el('h3', { text: title }), ...content);
+}
+
+// Media error types, as the recorder writes them.
+const MEDIA_ERRORS = {
+  ssrc_change: 'SSRC change',
+  sequence_reset: 'sequence reset',
+  timestamp_jump: 'timestamp jump',
+  decrypt_failed: 'decrypt failed',
+  codec_change: 'codec change',
+};
+
+// analyticsBlock shows what the audio says about the call: the MOS, silence and talk-over of the whole call,
+// talk and silence per channel, and the media errors.
+function analyticsBlock(doc) {
+  const a = doc.analytics;
+  const num = (x) => (Number.isFinite(x) ? x : 0);
+  const chans = Array.isArray(a.channels) ? a.channels : [];
+  const errs = Array.isArray(a.media_errors) ? a.media_errors : [];
+  const info = (i) => (doc.channels || []).find((c) => c.index === i);
+  const labelOf = (i) => (info(i) ? channelLabel(doc, info(i)) : `channel ${i}`);
+
+  const rating = mosRating(a.mos);
+  const stat = (id, label, value, valueCls, note, tip) => el('div', { class: 'stat', id, title: tip || null },
+    el('div', { class: 'stat-label', text: label }),
+    el('div', { class: `stat-value${valueCls ? ` ${valueCls}` : ''}`, text: value }),
+    el('div', { class: 'stat-note', text: note }));
+  const stats = el('div', { class: 'stats' },
+    stat('an-mos', 'MOS', rating ? fmtMOS(a.mos) : '—', rating ? `mos-text mos-${rating}` : 'muted',
+      rating || (doc.source === 'audiohook' ? 'no RTP (AudioHook)' : 'not estimated'),
+      'ITU-T G.107 E-model estimate of the worst stream: 4 and over good, from 3.5 fair, below poor'),
+    stat('an-silence', 'Silence', fmtPct(num(a.silence_ratio)), null, `${fmtOffset(num(a.silence_sec))} with no one speaking`,
+      'share of the recording with no channel speaking'),
+    stat('an-talkover', 'Talk-over', fmtPct(num(a.talk_over_ratio)), a.talk_over_ratio >= 0.1 ? 'warn-text' : null,
+      `${fmtOffset(num(a.talk_over_sec))} speaking at once`, 'share of the recording with two or more channels speaking'),
+    stat('an-longest', 'Longest silence', fmtOffset(num(a.longest_silence_sec)), null, 'no one speaking',
+      'longest stretch with no channel speaking'),
+    stat('an-errors', 'Media errors', `${errs.length}${a.media_errors_truncated ? '+' : ''}`, errs.length ? 'warn-text' : null,
+      errs.length ? 'see below' : 'none', 'SSRC changes, sequence resets, timestamp jumps, decrypt failures, codec changes'));
+
+  // One bar per channel: the talk share filled, the rest silence.
+  const bars = el('div', { id: 'talk-bars', class: 'talk-bars' });
+  for (const c of chans) {
+    const ratio = Math.max(0, Math.min(1, num(c.talk_ratio)));
+    const label = labelOf(c.index);
+    const fill = el('div', { class: 'talk-fill' });
+    fill.style.width = `${ratio * 100}%`;
+    bars.append(el('div', { class: 'talk-row', 'data-channel': c.index },
+      el('div', { class: 'talk-label', title: label, text: label }),
+      el('div', { class: 'talk-bar', title: `talk ${fmtPct(ratio)} · silence ${fmtPct(1 - ratio)}` }, fill),
+      el('div', { class: 'talk-nums' },
+        el('span', {}, 'talk ', el('strong', { class: 'talk-sec', text: fmtOffset(num(c.talk_sec)) }),
+          el('span', { class: 'talk-ratio', text: ` (${fmtPct(ratio)})` })),
+        el('span', {}, 'silence ', el('strong', { class: 'silence-sec', text: fmtOffset(num(c.silence_sec)) })),
+        el('span', {}, 'longest silence ', el('strong', { class: 'longest-sec', text: fmtOffset(num(c.longest_silence_sec)) })))));
+  }
+  if (!chans.length) bars.append(el('p', { class: 'muted', text: 'No voice activity per channel.' }));
+
+  const box = el('section', { id: 'analytics', class: 'card analytics' },
+    el('h3', { text: 'Analytics' }), stats, bars,
+    el('h4', { class: 'facts-sub', text: `Media errors${errs.length ? ` (${errs.length}${a.media_errors_truncated ? '+' : ''})` : ''}` }));
+  if (errs.length) {
+    box.append(el('div', { class: 'media-errors-wrap' }, table('media-errors', ['Offset', 'Channel', 'Type', 'Detail'],
+      errs.map((e) => [[fmtOffset(offsetOf(doc, e.at)), 'num', fmtTime(e.at)], [labelOf(e.channel), 'ellip'],
+        [MEDIA_ERRORS[e.type] || e.type, 'nowrap', e.type], [e.detail, 'break']]))));
+  } else {
+    box.append(el('p', { class: 'muted', id: 'no-media-errors', text: 'No media errors.' }));
+  }
+  if (a.media_errors_truncated) {
+    box.append(el('p', { class: 'muted truncated', id: 'media-errors-truncated',
+      text: `Truncated: only the first ${errs.length} media errors were kept; the stream had more.` }));
+  }
+  return box;
 }
 
 // table builds a small table; a header is a text or [text, tooltip], a cell is a value or [value, class, tooltip].
