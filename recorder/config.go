@@ -22,6 +22,9 @@ type Config struct {
 	MaxAhead      time.Duration  `yaml:"max_ahead"`      // samples further ahead of the written part than this force a flush (bounds memory)
 	MinFreeBytes  int64          `yaml:"min_free_bytes"` // below this much free space on Dir's disk new recordings are refused; 0: no floor
 	Manifest      ManifestConfig `yaml:"manifest"`
+	// DisableAnalytics skips voice activity analysis (talk, silence, talk-over): about 100 ns of CPU per
+	// 20 ms packet saved, the analytics section of documents left to what the source knows (MOS, media errors).
+	DisableAnalytics bool `yaml:"disable_analytics"`
 }
 
 // ManifestConfig is the tamper-evident list of finished files kept in each day directory.

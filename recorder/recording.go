@@ -78,7 +78,7 @@ type Recorder struct {
 	create     func(path string) (wavFile, error)
 	freeSpace  func(dir string) (uint64, error)
 
-	noAnalytics bool // recordings skip voice activity analysis: for the benchmark that measures what it costs
+	noAnalytics bool // recordings skip voice activity analysis (Config.DisableAnalytics)
 
 	diskMu sync.Mutex                // serialises free-space readings and the logging of their transitions
 	disk   atomic.Pointer[diskState] // the latest reading; nil before the first
@@ -96,15 +96,16 @@ func New(cfg Config, opts ...Option) (*Recorder, error) {
 		return nil, err
 	}
 	r := &Recorder{
-		cfg:       cfg,
-		now:       time.Now,
-		log:       slog.Default(),
-		bufs:      sync.Pool{New: func() any { return new([]byte) }},
-		create:    createWAV,
-		freeSpace: statFree,
-		open:      make(map[*Recording]struct{}),
-		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
+		cfg:         cfg,
+		noAnalytics: cfg.DisableAnalytics,
+		now:         time.Now,
+		log:         slog.Default(),
+		bufs:        sync.Pool{New: func() any { return new([]byte) }},
+		create:      createWAV,
+		freeSpace:   statFree,
+		open:        make(map[*Recording]struct{}),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(r)
