@@ -19,7 +19,7 @@ func TestAnalyticsHistograms(t *testing.T) {
 	defer r.Close()
 	doc := Document{RecordingID: "a1", State: StateCompleted, Start: time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC),
 		Analytics: &Analytics{SilenceRatio: 0.3, TalkOverRatio: 0.02, LongestSilenceSec: 4, MOS: 4.1},
-		Channels: []ChannelInfo{{Stats: StreamStats{Expected: 100, Lost: 2, JitterMs: 3}}, {Stats: StreamStats{Expected: 100, JitterMs: 1}}}}
+		Channels:  []ChannelInfo{{Stats: StreamStats{Expected: 100, Lost: 2, JitterMs: 3}}, {Stats: StreamStats{Expected: 100, JitterMs: 1}}}}
 	if err := r.WriteDocument(&doc); err != nil {
 		t.Fatal(err)
 	}
