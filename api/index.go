@@ -64,8 +64,8 @@ type Summary struct {
 	Channels       int        `json:"channels"`
 	SampleRate     int        `json:"sample_rate"`
 	HasAudio       bool       `json:"has_audio"`
-	Document       string     `json:"document"`        // relative to the recordings directory, slash-separated
-	Audio          string     `json:"audio,omitempty"` // the WAV, relative like Document; absent when there is no file
+	Document       string     `json:"document"`            // relative to the recordings directory, slash-separated
+	Audio          string     `json:"audio,omitempty"`     // the WAV, relative like Document; absent when there is no file
 	Analytics      *Analytics `json:"analytics,omitempty"` // absent without audio
 }
 

@@ -531,7 +531,7 @@ func TestQueryAnalyticsFilters(t *testing.T) {
 		{SilenceRatio: 0.7, TalkOverRatio: 0.01, MOS: 4.4},
 		{SilenceRatio: 0.2, TalkOverRatio: 0.15, MOS: 3.1, MediaErrors: []recorder.MediaError{{Type: "ssrc_change"}}},
 		{SilenceRatio: 0.4, TalkOverRatio: 0.05}, // AudioHook: no MOS
-		nil, // never recorded
+		nil,                                      // never recorded
 	} {
 		writeDoc(t, r, recorder.Document{RecordingID: fmt.Sprintf("a%d", i+1), Source: "siprec", State: recorder.StateCompleted,
 			Start: t0.Add(time.Duration(i) * time.Minute), Analytics: a})
