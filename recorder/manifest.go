@@ -83,7 +83,7 @@ func parseManifestLine(line []byte) (ManifestEntry, error) {
 	if e.Seq == 0 {
 		errs = append(errs, errors.New("seq missing"))
 	}
-	if !validID(e.RecordingID) {
+	if !ValidID(e.RecordingID) {
 		errs = append(errs, fmt.Errorf("recording_id %q invalid", e.RecordingID))
 	}
 	if (len(e.Files) == 0) == (len(e.Removed) == 0) {
@@ -262,7 +262,7 @@ func (r *Recorder) MarkRemoved(docRel string, paths []string, reason string) err
 	}
 	id, ok := strings.CutSuffix(path.Base(docRel), ".json")
 	var errs []error
-	if !ok || !validRelPath(docRel) || !validID(id) {
+	if !ok || !validRelPath(docRel) || !ValidID(id) {
 		errs = append(errs, fmt.Errorf("recorder: document path %q: want YYYY/MM/DD/<id>.json", docRel))
 	}
 	if len(paths) == 0 {

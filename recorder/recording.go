@@ -248,7 +248,7 @@ func (r *Recorder) Start(spec Spec) (*Recording, error) {
 
 func (s Spec) validate() error {
 	var errs []error
-	if !validID(s.ID) {
+	if !ValidID(s.ID) {
 		errs = append(errs, fmt.Errorf("recorder: id %q: want 1-%d letters, digits, '.', '_' or '-', not starting with '.'", s.ID, maxIDLen))
 	}
 	if s.Channels < 1 || s.Channels > MaxChannels {
@@ -260,8 +260,9 @@ func (s Spec) validate() error {
 	return errors.Join(errs...)
 }
 
-// validID keeps IDs usable as file names: they come from callers and must never reach outside Dir.
-func validID(id string) bool {
+// ValidID says whether id can name a recording: it becomes a file name, so only letters, digits, '.', '_'
+// and '-', not starting with '.', and it must never reach outside Dir.
+func ValidID(id string) bool {
 	if id == "" || len(id) > maxIDLen || id[0] == '.' {
 		return false
 	}
@@ -297,7 +298,7 @@ func (r *Recorder) WriteDocument(doc *Document) error {
 			return err
 		}
 	}
-	if !validID(id) {
+	if !ValidID(id) {
 		return fmt.Errorf("recorder: recording id %q: not usable as a file name", id)
 	}
 	now := r.now()

@@ -269,7 +269,7 @@ func (d *Delivery) load() error {
 // of doc.State. The job files are on disk (fsync'd) when it returns. Enqueuing a recording again rewrites
 // its jobs: they are sent again, whole.
 func (d *Delivery) Enqueue(docRel string, doc recorder.Document) error {
-	if !validRecordingID(doc.RecordingID) {
+	if !recorder.ValidID(doc.RecordingID) {
 		return fmt.Errorf("delivery: bad recording id %q", doc.RecordingID)
 	}
 	if !validObjectPath(docRel) {

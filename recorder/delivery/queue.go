@@ -109,7 +109,7 @@ func (j *jobFile) validate() error {
 	if !validName(j.Target) {
 		return fmt.Errorf("bad target name %q", j.Target)
 	}
-	if !validRecordingID(j.RecordingID) {
+	if !recorder.ValidID(j.RecordingID) {
 		return fmt.Errorf("bad recording id %q", j.RecordingID)
 	}
 	if j.Document.RecordingID != j.RecordingID {
@@ -125,22 +125,6 @@ func (j *jobFile) validate() error {
 		return errors.New("no creation time")
 	}
 	return nil
-}
-
-// validRecordingID is the recorder's rule for ids (they become file names): letters, digits, '.', '_', '-',
-// not starting with '.'.
-func validRecordingID(id string) bool {
-	if id == "" || len(id) > maxIDLen || id[0] == '.' {
-		return false
-	}
-	for _, c := range []byte(id) {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // eventFor is the webhook event of a document's state ("" for states that have none, such as recording),
