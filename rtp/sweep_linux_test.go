@@ -3,20 +3,27 @@
 package rtp
 
 import (
+	"cmp"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/siphook/siphook/recorder"
 )
 
-func newSweepReceiver(t testing.TB, min, max int, interval time.Duration) *Receiver {
+func newSweepReceiver(t testing.TB, min, max int, interval time.Duration, opts ...ReceiverOption) *Receiver {
 	t.Helper()
 	r, err := NewReceiver(Config{BindAddress: "127.0.0.1", PortMin: min, PortMax: max, Reader: "sweep", SweepInterval: interval},
-		WithLogger(slog.New(slog.DiscardHandler)))
+		append([]ReceiverOption{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +124,203 @@ func TestArrivalOf(t *testing.T) {
 	}
 }
 
-// BenchmarkSweepReceive is the server's media path per packet: recvmmsg from a socket, parse, place,
-// decode, write into a recording channel (a discarding sink here). 0 allocs/op is the requirement.
-func BenchmarkSweepReceive(b *testing.B) {
-	r := newSweepReceiver(b, 47700, 47799, time.Second)
+// sentPacket is one packet as a test sender sent it.
+type sentPacket struct {
+	at time.Time // just before the write
+	k  int       // its index: sequence number k, timestamp 160·k
+}
+
+// sendPaced sends n 20 ms PCMU packets to c in real time, packet k due delay(k) after its place (packets
+// due together leave in index order), and returns them in the order sent.
+func sendPaced(c *net.UDPConn, n int, delay func(k int) time.Duration) ([]sentPacket, error) {
+	type due struct {
+		at time.Duration
+		k  int
+	}
+	var plan []due
+	for k := range n {
+		plan = append(plan, due{time.Duration(k)*20*time.Millisecond + delay(k), k})
+	}
+	slices.SortStableFunc(plan, func(a, b due) int { return cmp.Compare(a.at, b.at) })
+	start := time.Now()
+	sent := make([]sentPacket, 0, n)
+	for _, p := range plan {
+		time.Sleep(time.Until(start.Add(p.at)))
+		pkt := rtpBytes(0, uint16(p.k), uint32(160*p.k), testSSRC, make([]byte, 160))
+		at := time.Now()
+		if _, err := c.Write(pkt); err != nil {
+			return sent, err
+		}
+		sent = append(sent, sentPacket{at, p.k})
+	}
+	return sent, nil
+}
+
+// sentJitter is the RFC 3550 jitter, in ms, of packets as they left: their send times against their
+// timestamps, in the order sent (which loopback keeps).
+func sentJitter(sent []sentPacket) float64 {
+	j := 0.0
+	for i := 1; i < len(sent); i++ {
+		d := sent[i].at.Sub(sent[i-1].at) - time.Duration(sent[i].k-sent[i-1].k)*20*time.Millisecond
+		j += (math.Abs(float64(d)) - j) * jitterGain
+	}
+	return j / float64(time.Millisecond)
+}
+
+// TestSweepJitterFromKernelTimestamps: with the sweep reader at its default interval, which reads each
+// socket five packets at a time, a stream's jitter is what its packets were sent with, because arrivals are
+// the kernel's receive timestamps. One stream of a call sends every other packet 20 ms late (≈ 20 ms of
+// jitter), the other is clean (≈ 0); each must come within 1 ms of what the sender measured as it sent.
+// (Arrivals estimated per sweep, as before kernel timestamps, read 2.5 ms for the first.) The first packet
+// is placed where the sender sent it, not where a sweep found it.
+func TestSweepJitterFromKernelTimestamps(t *testing.T) {
+	const packets = 100
+	r := newSweepReceiver(t, 47900, 47949, 100*time.Millisecond)
+	sinkStart := time.Now()
+	streams := []*Stream{NewStream(PayloadMap{}), NewStream(PayloadMap{})}
+	sinks := []*fakeSink{{base: sinkStart}, {base: sinkStart}}
+	m, err := r.Open(streams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for i, s := range streams {
+		s.SetSink(sinks[i])
+	}
+	delays := []func(int) time.Duration{
+		func(k int) time.Duration { return time.Duration(k%2) * 20 * time.Millisecond },
+		func(int) time.Duration { return 0 },
+	}
+	sent := make([][]sentPacket, len(streams))
+	errs := make([]error, len(streams))
+	var wg sync.WaitGroup
+	for i := range streams {
+		c := dialRTP(t, m.Ports()[i])
+		wg.Go(func() { sent[i], errs[i] = sendPaced(c, packets, delays[i]) })
+	}
+	wg.Wait()
+	time.Sleep(10 * time.Millisecond) // let loopback deliver the last packets (Close reads what the kernel holds)
+	m.Close()
+	for i, s := range streams {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		want := sentJitter(sent[i])
+		got := s.Quality().JitterMs
+		pattern := 0.0
+		if i == 0 {
+			pattern = 20 * (1 - math.Pow(1-jitterGain, packets-1))
+		}
+		t.Logf("stream %d: jitter %.3f ms, as sent %.3f ms, by the pattern %.3f ms; %+v", i, got, want, pattern, s.Stats())
+		if math.Abs(got-want) > 1 {
+			t.Errorf("stream %d: jitter %.3f ms, the packets were sent with %.3f ms", i, got, want)
+		}
+		if math.Abs(want-pattern) > 3 {
+			t.Errorf("stream %d: the sender's jitter %.3f ms strays from its pattern's %.3f ms: the test's own timing is off", i, want, pattern)
+		}
+		if st := s.Stats(); st.Received != packets || st.Lost != 0 || st.Jumps != 0 || st.Dropped != 0 {
+			t.Errorf("stream %d: Stats() = %+v, want %d received, nothing lost, dropped or re-anchored", i, st, packets)
+		}
+		w := sinks[i].Writes()
+		if len(w) == 0 {
+			t.Fatalf("stream %d: nothing written", i)
+		}
+		// Packet 0 is sent first on both streams and anchors the timeline.
+		if first, at := w[0].pos, sinks[i].SamplePosition(sent[i][0].at); first < at || first > at+16 {
+			t.Errorf("stream %d: first packet placed at %d, it was sent at position %d: want it within 2 ms after", i, first, at)
+		}
+	}
+}
+
+// TestSweepDropsWhatArrivedBeforeTheSink: the kernel's receive time decides which packets a sink gets.
+// Packets that came while a stream had no sink are dropped even when the sweep that reads them comes after
+// the sink was set, and those that came after are all kept, whatever their RTP timestamps say.
+func TestSweepDropsWhatArrivedBeforeTheSink(t *testing.T) {
+	r := newSweepReceiver(t, 47950, 47999, time.Second) // no sweep during the test: Close reads everything
+	st := NewStream(PayloadMap{})
+	m, err := r.Open([]*Stream{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialRTP(t, m.Ports()[0])
+	seq := 0
+	send := func(n int) {
+		for range n {
+			if _, err := c.Write(rtpBytes(0, uint16(seq), uint32(160*seq), testSSRC, make([]byte, 160))); err != nil {
+				t.Fatal(err)
+			}
+			seq++
+		}
+	}
+	send(5) // on hold: no sink
+	time.Sleep(20 * time.Millisecond)
+	st.SetSink(discardSink{})
+	time.Sleep(time.Millisecond)
+	send(3)
+	time.Sleep(20 * time.Millisecond) // let loopback deliver (the count is the assertion, not the timing)
+	m.Close()
+	if got := st.Stats(); got.Dropped != 5 || got.Received != 3 {
+		t.Errorf("Stats() = %+v, want the 5 packets from before the sink dropped and the 3 after it received", got)
+	}
+}
+
+func TestRxTimestamp(t *testing.T) {
+	hdr := func(level, typ int32, data []byte, space bool) []byte {
+		n := unix.CmsgLen(len(data))
+		if space {
+			n = unix.CmsgSpace(len(data))
+		}
+		b := make([]byte, n)
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(unix.CmsgLen(len(data)))
+		copy(b[unix.CmsgLen(0):], data)
+		return b
+	}
+	ts := unix.Timespec{Sec: 1764000000, Nsec: 123456789}
+	tsBytes := unsafe.Slice((*byte)(unsafe.Pointer(&ts)), unsafe.Sizeof(ts))
+	stamp := hdr(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, tsBytes, true)
+	other := hdr(unix.IPPROTO_IP, unix.IP_TTL, []byte{64, 0, 0, 0}, true)
+	truncated := slices.Clone(stamp[:unix.CmsgLen(4)])
+	(*unix.Cmsghdr)(unsafe.Pointer(&truncated[0])).SetLen(len(truncated))
+	for _, tc := range []struct {
+		name string
+		ctrl []byte
+		ok   bool
+	}{
+		{"none", nil, false},
+		{"timestamp", stamp, true},
+		{"after another message", slices.Concat(other, stamp), true},
+		{"only another message", other, false},
+		{"truncated (MSG_CTRUNC)", truncated, false},
+		{"length beyond the data", stamp[:len(stamp)-4], false},
+		{"length below a header", hdr(unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, nil, true)[:unix.SizeofCmsghdr-1], false},
+	} {
+		// Copy into word-aligned memory, as the shard's buffers are.
+		buf := make([]uint64, (len(tc.ctrl)+7)/8)
+		ctrl := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(buf))), len(buf)*8)[:len(tc.ctrl)]
+		copy(ctrl, tc.ctrl)
+		sec, nsec, ok := rxTimestamp(ctrl)
+		if ok != tc.ok || ok && (sec != int64(ts.Sec) || nsec != int64(ts.Nsec)) {
+			t.Errorf("%s: rxTimestamp = %d, %d, %v; want ok %v", tc.name, sec, nsec, ok, tc.ok)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { rxTimestamp(stamp) }); n != 0 {
+		t.Errorf("rxTimestamp allocates %v times", n)
+	}
+}
+
+// BenchmarkSweepReceive is the server's media path per packet: recvmmsg from a socket (with its kernel
+// receive timestamp), parse, place, decode, write into a recording channel (a discarding sink here).
+// 0 allocs/op is the requirement.
+func BenchmarkSweepReceive(b *testing.B) { benchSweepReceive(b, 47700) }
+
+// BenchmarkSweepReceiveEstimated is BenchmarkSweepReceive without kernel receive timestamps (a receiver on
+// its own clock: arrivals estimated per batch). The difference between the two is what the timestamps cost.
+func BenchmarkSweepReceiveEstimated(b *testing.B) { benchSweepReceive(b, 47750, WithClock(time.Now)) }
+
+func benchSweepReceive(b *testing.B, port int, opts ...ReceiverOption) {
+	r := newSweepReceiver(b, port, port+49, time.Second, opts...)
 	st := NewStream(PayloadMap{})
 	st.SetSink(discardSink{})
 	m, err := r.Open([]*Stream{st})
@@ -141,9 +341,14 @@ func BenchmarkSweepReceive(b *testing.B) {
 			seq++
 			c.Write(pkts[i])
 		}
+		var wall time.Time
+		if r.realClock {
+			wall = time.Now()
+		}
 		b.StartTimer()
 		run.shard.mu.Lock()
-		run.shard.drain(run.socks[0], baseTime.Add(time.Duration(seq)*20*time.Millisecond))
+		// Arrival follows the packets' own clock, as in real time; kernel timestamps are taken relative to it.
+		run.shard.drain(run.socks[0], baseTime.Add(time.Duration(seq)*20*time.Millisecond), wall)
 		run.shard.mu.Unlock()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*sweepBatch), "ns/packet")
@@ -184,10 +389,12 @@ func BenchmarkMediaPath(b *testing.B) {
 			c.Write(rtpBytes(0, uint16(seq), uint32(160*seq), testSSRC, payload))
 			seq++
 		}
+		wall := time.Now()
 		b.StartTimer()
 		run.shard.mu.Lock()
-		// Arrival follows the packets' own clock, as in real time, so the recorder's timeline moves on.
-		run.shard.drain(run.socks[0], start.Add(time.Duration(seq)*20*time.Millisecond))
+		// Arrival follows the packets' own clock, as in real time, so the recorder's timeline moves on; kernel
+		// timestamps are taken relative to it.
+		run.shard.drain(run.socks[0], start.Add(time.Duration(seq)*20*time.Millisecond), wall)
 		run.shard.mu.Unlock()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*sweepBatch), "ns/packet")

@@ -43,24 +43,40 @@ func patternJitter(im siptest.Impairment, n int) float64 {
 // sender's timer waking late (0.5–1 ms under -race on a busy machine); loopback and the receiver add under
 // 0.1 ms. Held to the pattern directly, the test would fail on the sender's timing, not on the SRS.
 //
-// The server reads RTP with the socket reader, which stamps each packet when it is read. The default sweep
-// reader on Linux reads a socket every 100 ms and estimates arrivals within a batch from their RTP
-// timestamps, so every packet of a batch shows the same transit time: it measures the sweep's own timing,
-// not the network's jitter (rtp/README.md).
+// The server reads RTP with the default reader (the sweep reader on Linux: each socket read every 100 ms,
+// five packets at a time), whose arrival times are the kernel's receive timestamps (rtp/README.md).
 func TestQualityFollowsInjectedImpairment(t *testing.T) {
-	const audio = 2 * time.Second
-	const packets = int(audio / (20 * time.Millisecond))
-	calls := []struct {
-		name string
-		im   siptest.Impairment
-	}{
+	calls := []impairedCall{
 		{"clean", siptest.Impairment{}},
 		{"5% loss", siptest.Impairment{Loss: 0.05}},
 		{"5% loss, 20 ms jitter", siptest.Impairment{Loss: 0.05, Jitter: 20 * time.Millisecond}},
 	}
+	mos := checkImpairedCalls(t, rtp.Config{BindAddress: "127.0.0.1", PortMin: 41000, PortMax: 41999}, calls)
+	if !(mos[0] > mos[1] && mos[1] > mos[2]) {
+		t.Errorf("MOS %v for %s, %s, %s: want each lower than the one before", mos, calls[0].name, calls[1].name, calls[2].name)
+	}
+}
+
+// TestQualityFollowsInjectedImpairmentSocketReader: the socket reader, which stamps each packet as its
+// goroutine reads it, reports the same loss and jitter (the jittery call only).
+func TestQualityFollowsInjectedImpairmentSocketReader(t *testing.T) {
+	checkImpairedCalls(t, rtp.Config{BindAddress: "127.0.0.1", PortMin: 41000, PortMax: 41999, Reader: "socket"},
+		[]impairedCall{{"5% loss, 20 ms jitter", siptest.Impairment{Loss: 0.05, Jitter: 20 * time.Millisecond}}})
+}
+
+type impairedCall struct {
+	name string
+	im   siptest.Impairment
+}
+
+// checkImpairedCalls records each call, impaired as given, on a server of its own with media config mcfg,
+// checks loss and jitter per channel and returns each call's MOS.
+func checkImpairedCalls(t *testing.T, mcfg rtp.Config, calls []impairedCall) []float64 {
+	const audio = 2 * time.Second
+	const packets = int(audio / (20 * time.Millisecond))
 	var mos []float64
 	for _, c := range calls {
-		ts := newTestServerMedia(t, ActivateImmediately, rtp.Config{BindAddress: "127.0.0.1", PortMin: 41000, PortMax: 41999, Reader: "socket"}, nil)
+		ts := newTestServerMedia(t, ActivateImmediately, mcfg, nil)
 		ctx, call, sess := recordingCall(t, ts)
 		call.Impair(c.im)
 		if err := call.SendTones(ctx, []float64{440, 1000}, audio); err != nil {
@@ -102,9 +118,7 @@ func TestQualityFollowsInjectedImpairment(t *testing.T) {
 		}
 		mos = append(mos, doc.Analytics.MOS)
 	}
-	if !(mos[0] > mos[1] && mos[1] > mos[2]) {
-		t.Errorf("MOS %v for %s, %s, %s: want each lower than the one before", mos, calls[0].name, calls[1].name, calls[2].name)
-	}
+	return mos
 }
 
 // TestMediaErrorsInDocument: a stream whose sender restarts (new SSRC) mid-call shows it as a media error on
