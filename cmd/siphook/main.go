@@ -252,11 +252,13 @@ func startApp(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*app, err
 			delivery.WithRegisterer(reg), delivery.WithRemover(a.removeDelivered)); err != nil {
 			return fail(err)
 		}
-		go a.delivery.Run(context.Background()) // until stop closes it
 	}
 	if a.rec, err = recorder.New(cfg.Recorder, recorder.WithLogger(log.With("component", "recorder")), recorder.WithRegisterer(reg),
 		recorder.WithDocumentHook(a.documentWritten)); err != nil {
 		return fail(err)
+	}
+	if a.delivery != nil {
+		go a.delivery.Run(context.Background()) // until stop closes it; after the recorder, which removeDelivered uses
 	}
 	if a.match, err = matcher.New(cfg.Matcher, matcher.WithLogger(log.With("component", "matcher")), matcher.WithRegisterer(reg)); err != nil {
 		return fail(err)
