@@ -76,12 +76,15 @@ type Session struct {
 	endOnce   sync.Once
 	opMu      sync.Mutex // one SRS-initiated re-INVITE at a time
 
-	mu           sync.Mutex
-	state        State
-	lines        []mediaLine // the SRC's latest offer
-	lineStream   []int       // m-line index of the latest offer → stream index, or -1
-	sdpVersion   uint64
-	localInvite  bool // our re-INVITE is in flight: an SRC re-INVITE meanwhile gets 491 (RFC 3261 §14.2)
+	mu          sync.Mutex
+	state       State
+	lines       []mediaLine // the SRC's latest offer
+	lineStream  []int       // m-line index of the latest offer → stream index, or -1
+	sdpVersion  uint64
+	localInvite bool // our re-INVITE is in flight: an SRC re-INVITE meanwhile gets 491 (RFC 3261 §14.2)
+	// remoteAck is closed by the ACK of our 2xx to an SRC re-INVITE: until then that INVITE transaction is in
+	// progress and ours must wait (RFC 3261 §14.1). nil: none pending.
+	remoteAck    chan struct{}
 	meta         *Metadata
 	ids          []recorder.Identifier
 	rec          *recorder.Recording
@@ -646,6 +649,19 @@ func (s *Session) setSinks(on bool) {
 // reinvite sends one SRS-initiated re-INVITE with the given direction, retrying after 491 (glare) at a random
 // 0–2 s as the UA that did not create the Call-ID (RFC 3261 §14.1).
 func (s *Session) reinvite(ctx context.Context, direction string) error {
+	// An SRC re-INVITE we answered is in progress until its ACK (RFC 3261 §14.1): wait for it, a little,
+	// else the SRC may apply our offer before its own answer, or refuse it with 491.
+	s.mu.Lock()
+	pending := s.remoteAck
+	s.mu.Unlock()
+	if pending != nil {
+		select {
+		case <-pending:
+		case <-time.After(2 * time.Second): // a lost ACK: go on; a 491 is retried below
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		res, err := s.sendReinvite(ctx, direction)
 		switch {
@@ -725,7 +741,14 @@ func (s *Session) isAcked() bool {
 
 func (s *Session) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if s.State() != StateOffered {
-		return // ACK to our answer of an SRC re-INVITE
+		// ACK to our answer of an SRC re-INVITE: a re-INVITE of ours may go now.
+		s.mu.Lock()
+		if s.remoteAck != nil {
+			close(s.remoteAck)
+			s.remoteAck = nil
+		}
+		s.mu.Unlock()
+		return
 	}
 	if cseq := req.CSeq(); cseq == nil || cseq.SeqNo != s.dlg.InviteRequest.CSeq().SeqNo {
 		s.log.Debug("ack ignored: not for our 2xx to the INVITE")
@@ -782,6 +805,9 @@ func (s *Session) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.srv.respondError(req, tx, err)
 		return
 	}
+	s.mu.Lock()
+	s.remoteAck = make(chan struct{})
+	s.mu.Unlock()
 	if err := tx.Respond(s.answerResponse(req, sdpBody)); err != nil {
 		s.log.Warn("re-INVITE answer failed", "error", err)
 		return
