@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/siphook/siphook/internal/audiotest"
-	"github.com/siphook/siphook/internal/g711"
 )
 
 // A synthetic call of known shape: on each channel background noise at −55 dBFS, and bursts of sound at known
@@ -217,8 +216,8 @@ func TestAnalyticsSyntheticCalls(t *testing.T) {
 		{"8 kHz", callShape{rate: 8000, channels: 2, length: 12 * time.Second, bursts: twoParties, packet: ms(20), flushEvery: 12}, 0},
 		// 25 ms packets and flushes every 125 ms: flushes end in the middle of a 10 ms frame.
 		{"16 kHz", callShape{rate: 16000, channels: 2, length: 12 * time.Second, bursts: twoParties, packet: ms(25), flushEvery: 5}, 0},
-		{"8 kHz through µ-law", callShape{rate: 8000, channels: 2, length: 12 * time.Second, bursts: twoParties, packet: ms(20), flushEvery: 12, codec: ulaw}, 0},
-		{"8 kHz through A-law", callShape{rate: 8000, channels: 2, length: 12 * time.Second, bursts: twoParties, packet: ms(20), flushEvery: 7, codec: alaw}, 0},
+		{"8 kHz through µ-law", callShape{rate: 8000, channels: 2, length: 12 * time.Second, bursts: twoParties, packet: ms(20), flushEvery: 12, codec: audiotest.ULawRoundTrip}, 0},
+		{"8 kHz through A-law", callShape{rate: 8000, channels: 2, length: 12 * time.Second, bursts: twoParties, packet: ms(20), flushEvery: 7, codec: audiotest.ALawRoundTrip}, 0},
 		// A 3 s hold: nobody writes, and with MaxAhead 1 s the write after it pushes the hold out as a hole
 		// in the file. Silence all the same, and the noise after it is still noise.
 		{"hold", callShape{rate: 8000, channels: 2, length: 14 * time.Second, packet: ms(20), flushEvery: 12,
@@ -413,7 +412,7 @@ func TestVoiceActivityNoAllocations(t *testing.T) {
 // timed.
 func BenchmarkRecordingWithAnalytics(b *testing.B) {
 	const seconds = 60
-	shape := callShape{rate: rate, channels: 2, length: seconds * time.Second, codec: ulaw}
+	shape := callShape{rate: rate, channels: 2, length: seconds * time.Second, codec: audiotest.ULawRoundTrip}
 	for s := time.Duration(0); s < seconds*time.Second; s += 6 * time.Second {
 		shape.bursts = append(shape.bursts, burst{0, s + 500*time.Millisecond, s + 3*time.Second, true},
 			burst{1, s + 2800*time.Millisecond, s + 5500*time.Millisecond, true})
@@ -507,26 +506,6 @@ func add(dst []int16, at int, src []int16) {
 }
 
 func saturate(x float64) int16 { return int16(max(min(x, math.MaxInt16), math.MinInt16)) }
-
-func ulaw(s []int16) []int16 {
-	enc := make([]byte, len(s))
-	for i, x := range s {
-		enc[i] = g711.EncodeULaw(x)
-	}
-	out := make([]int16, len(s))
-	g711.DecodeULaw(out, enc)
-	return out
-}
-
-func alaw(s []int16) []int16 {
-	enc := make([]byte, len(s))
-	for i, x := range s {
-		enc[i] = g711.EncodeALaw(x)
-	}
-	out := make([]int16, len(s))
-	g711.DecodeALaw(out, enc)
-	return out
-}
 
 // The analysis alone, as flush runs it: 2 channels at 8 kHz in 250 ms flushes.
 func BenchmarkVoiceActivity(b *testing.B) {

@@ -9,7 +9,11 @@
 // threshold and is not a meaningful input.
 package audiotest
 
-import "math"
+import (
+	"math"
+
+	"github.com/siphook/siphook/internal/g711"
+)
 
 const (
 	fullScale = math.MaxInt16
@@ -104,4 +108,20 @@ func energy(samples []int16) float64 {
 		e += float64(x) * float64(x)
 	}
 	return e
+}
+
+// ULawRoundTrip and ALawRoundTrip return pcm as it comes out of G.711 µ-law or A-law: what a detector sees
+// after a telephone codec.
+func ULawRoundTrip(pcm []int16) []int16 { return roundTrip(pcm, g711.EncodeULaw, g711.DecodeULaw) }
+
+func ALawRoundTrip(pcm []int16) []int16 { return roundTrip(pcm, g711.EncodeALaw, g711.DecodeALaw) }
+
+func roundTrip(pcm []int16, encode func(int16) byte, decode func(dst []int16, src []byte)) []int16 {
+	enc := make([]byte, len(pcm))
+	for i, s := range pcm {
+		enc[i] = encode(s)
+	}
+	out := make([]int16, len(pcm))
+	decode(out, enc)
+	return out
 }
