@@ -6,8 +6,8 @@
 //
 // A frame's energy is its mean square in dB relative to full scale (dBFS; a full-scale sine is −3 dBFS). A
 // frame is active when its energy is more than Threshold above the noise floor and above MinLevel. The noise
-// floor follows the quiet frames: it falls quickly towards a quieter frame (halfway in dB each frame, so a line
-// that goes quiet is followed within 50 ms) and rises slowly, FloorRise per second at most, so a louder steady
+// floor follows the quiet frames: it moves halfway in dB towards each frame's level, so it falls quickly (a line
+// that goes quiet is followed within 50 ms), but it rises FloorRise per second at most, so a louder steady
 // noise (a fan, a busier room) stops counting as speech after a few seconds while a talk spurt, whose level
 // dips between syllables, never lifts it far. It starts at MinLevel−Threshold, so from the first frame
 // anything that could count as speech does; the price is that noise louder than MinLevel at the very start
@@ -175,17 +175,15 @@ func (d *Detector) push(sumSq int64, n int) (speech, decided bool) {
 	if n != d.frameLen {
 		ms = float64(sumSq) / float64(max(n, 1))
 	}
-	var active bool
 	if ms >= silentMS {
-		active = ms > minLevelMS && ms > d.floor*threshold
-		if ms < d.floor {
-			d.floor = math.Sqrt(d.floor * ms) // halfway in dB
-		} else {
-			d.floor = min(ms, d.floor*d.rise)
+		// Without branches: whether a frame of noise is above or below the floor is a coin toss, and a
+		// mispredicted branch costs more than the square root.
+		var active uint64
+		if ms > max(minLevelMS, d.floor*threshold) {
+			active = 1
 		}
-	}
-	if active {
-		d.window |= 1 << d.pending
+		d.window |= active << d.pending
+		d.floor = min(math.Sqrt(d.floor*ms), d.floor*d.rise) // halfway in dB, rising FloorRise at most
 	}
 	d.pending++
 	if d.pending <= Delay {
