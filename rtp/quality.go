@@ -7,7 +7,7 @@ type Quality struct {
 	Expected    uint64   // packets the sequence numbers say were sent: highest − first + 1, summed over sequence segments
 	Lost        uint64   // Stats.Lost: Expected minus what arrived, net of late arrivals
 	LossBursts  uint64   // runs of consecutive lost packets
-	JitterMs    float64  // RFC 3550 interarrival jitter (A.8) of the audio packets, in milliseconds
+	JitterMs    float64  // RFC 3550 interarrival jitter (A.8) of the audio packets with measured arrivals, in milliseconds
 	Codec       Encoding // the encoding of the latest audio packet; EncodingUnknown before the first
 	MediaErrors uint64   // media errors seen, including those past the MaxMediaErrors that MediaErrors keeps
 }

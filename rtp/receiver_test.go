@@ -138,6 +138,11 @@ func TestConfigValidate(t *testing.T) {
 		{"max above 65535", Config{BindAddress: "127.0.0.1", PortMin: 20000, PortMax: 65536}, []string{"rtp.port_min/port_max"}},
 		{"range under four ports", Config{BindAddress: "127.0.0.1", PortMin: 20000, PortMax: 20002}, []string{"rtp.port_min/port_max"}},
 		{"inverted range", Config{BindAddress: "127.0.0.1", PortMin: 29999, PortMax: 20000}, []string{"rtp.port_min/port_max"}},
+		{"timestamps always", Config{BindAddress: "127.0.0.1", PortMin: 20000, PortMax: 29999, TimestampWindow: time.Second, TimestampEvery: time.Second}, nil},
+		{"timestamp window longer than its period", Config{BindAddress: "127.0.0.1", PortMin: 20000, PortMax: 29999,
+			TimestampWindow: 3 * time.Second, TimestampEvery: time.Second}, []string{"rtp.timestamp_window"}},
+		{"timestamp window without a period", Config{BindAddress: "127.0.0.1", PortMin: 20000, PortMax: 29999,
+			TimestampWindow: time.Second}, []string{"rtp.timestamp_window"}},
 		{"zero value", Config{}, []string{"rtp.bind_address", "rtp.port_min/port_max"}},
 		{"every problem at once", Config{BindAddress: "nope", PortMin: 80, PortMax: 70000}, []string{"rtp.bind_address", "rtp.port_min/port_max"}},
 	}

@@ -231,7 +231,11 @@ func (s *Stream) Stats() Stats {
 
 // HandlePacket records one RTP (or SRTP) packet that arrived at the given time. b is not used after it
 // returns.
-func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
+func (s *Stream) HandlePacket(b []byte, arrival time.Time) { s.handlePacket(b, arrival, true) }
+
+// handlePacket is HandlePacket for a reader that knows whether arrival was measured (a clock read as the
+// packet came) or estimated (from its RTP timestamp): only measured arrivals count for jitter.
+func (s *Stream) handlePacket(b []byte, arrival time.Time, measured bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.srtp != nil {
@@ -301,7 +305,11 @@ func (s *Stream) HandlePacket(b []byte, arrival time.Time) {
 		s.anchor(h, arrival)
 		pos = s.anchorPos
 	}
-	s.updateJitter(h.Timestamp, arrival)
+	if measured {
+		s.updateJitter(h.Timestamp, arrival)
+	} else {
+		s.q.jitterRef = false // the next measured arrival starts afresh: transit times don't compare across
+	}
 	if pcm := s.convert(s.decode(enc, s.pkt.Payload), codecRate); pcm != nil {
 		s.sink.WriteSamples(pos, pcm)
 	}

@@ -35,11 +35,18 @@ const (
 
 const sizeofTimespec = int(unsafe.Sizeof(unix.Timespec{}))
 
-// Arrival times: each RTP socket has SO_TIMESTAMPNS set, so the kernel stamps every datagram when it
-// receives it (CLOCK_REALTIME, the clock of time.Now) and recvmmsg hands the stamp over as control data.
-// A packet's arrival is its stamp, however long it then waited for a sweep: placement anchors on it and
-// RFC 3550 jitter is computed from it, as precisely as a reader blocked on the socket would (more: no
-// scheduling delay). Without a stamp (a receiver on a test clock, or none came) arrivalOf estimates it.
+// Arrival times: while an RTP socket has SO_TIMESTAMPNS set, the kernel stamps every datagram when it
+// receives it (CLOCK_REALTIME, the clock of time.Now) and recvmmsg hands the stamp over as control data. A
+// stamped packet's arrival is its stamp, however long it then waited for a sweep: RFC 3550 jitter is computed
+// from it, as precisely as a reader blocked on the socket would (more: no scheduling delay). Stamps cost
+// about 5 % of the media path (the kernel formats and copies a control message per datagram), so they are
+// sampled: a socket has them for the receiver's TimestampWindow of every TimestampEvery, starting when it
+// is opened. A packet without a stamp gets an arrival estimated by arrivalOf, which places it as well but
+// says nothing of jitter.
+//
+// When stamps are switched back on, the stamps of the next sweeps are not trusted: the kernel takes receive
+// timestamps only while some socket wants them (a global switch, flipped by a deferred work item), and
+// gives a datagram received while none did the time it is read instead.
 
 // mmsghdr is struct mmsghdr of recvmmsg(2), which golang.org/x/sys/unix does not wrap. Go pads it to the
 // Msghdr's alignment as C does: 64 bytes on 64-bit Linux, 32 on 32-bit.
@@ -49,11 +56,12 @@ type mmsghdr struct {
 }
 
 type sweepReader struct {
-	r          *Receiver
-	interval   time.Duration
-	kernelTime bool // ask the kernel for receive timestamps (the receiver's clock is the real one)
-	shards     []*sweepShard
-	next       atomic.Uint32
+	r             *Receiver
+	interval      time.Duration
+	kernelTime    bool          // ask the kernel for receive timestamps (the receiver's clock is the real one)
+	window, every time.Duration // the stamps' sampling
+	shards        []*sweepShard
+	next          atomic.Uint32
 }
 
 // sweepShard is one sweeping goroutine's sockets and buffers. The goroutine runs while it has sockets.
@@ -70,10 +78,16 @@ type sweepShard struct {
 type rawSocket struct {
 	fd     int
 	stream *Stream
+
+	// Receive timestamps (kernelTime only), changed by the sweeps.
+	stamped   bool      // SO_TIMESTAMPNS is set
+	toggleAt  time.Time // when the sampling window next opens or closes
+	trustFrom time.Time // stamps read before this are not trusted (they were switched back on)
 }
 
 func newSweepReader(r *Receiver, interval time.Duration, shards int) *sweepReader {
-	rd := &sweepReader{r: r, interval: interval, kernelTime: r.realClock && !r.cfg.EstimateArrivals}
+	rd := &sweepReader{r: r, interval: interval, kernelTime: r.realClock && !r.cfg.EstimateArrivals,
+		window: r.cfg.TimestampWindow, every: r.cfg.TimestampEvery}
 	for range shards {
 		sh := &sweepShard{rd: rd, bufs: make([]byte, sweepBatch*sweepBufSize)}
 		for i := range sh.hdrs {
@@ -95,6 +109,7 @@ type sweepRun struct {
 	rd        *sweepReader
 	shard     *sweepShard
 	rtp, rtcp []int
+	stamped   bool // the RTP sockets have receive timestamps set
 	socks     []*rawSocket
 }
 
@@ -103,16 +118,28 @@ func (rd *sweepReader) bindRun(addr netip.Addr, start, n int) (boundRun, error) 
 	if err != nil {
 		return nil, err
 	}
-	if rd.kernelTime {
-		for _, fd := range rtp {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
-				// Every Linux since 2.6.22 has it; without it arrivals are estimated.
-				rd.r.log.Warn("rtp: no kernel receive timestamps; arrival times and jitter are estimated", "error", err)
-				break
-			}
+	run := &sweepRun{rd: rd, rtp: rtp, rtcp: rtcp, stamped: rd.kernelTime}
+	// Stamps from the start: a socket's first window is its first packets, and nothing is queued yet that a
+	// stamp could be wrong for.
+	for _, fd := range rtp {
+		if !run.stamped {
+			break
+		}
+		if err := setStamps(fd, true); err != nil {
+			// Every Linux since 2.6.22 has it; without it arrivals are estimated.
+			rd.r.log.Warn("rtp: no kernel receive timestamps; arrival times are estimated and jitter not measured", "error", err)
+			run.stamped = false
 		}
 	}
-	return &sweepRun{rd: rd, rtp: rtp, rtcp: rtcp}, nil
+	return run, nil
+}
+
+func setStamps(fd int, on bool) error {
+	v := 0
+	if on {
+		v = 1
+	}
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, v)
 }
 
 // bindRaw makes a non-blocking UDP socket bound to addr:port, unknown to Go's runtime.
@@ -135,8 +162,9 @@ func bindRaw(addr netip.Addr, port int) (int, error) {
 }
 
 func (run *sweepRun) start(streams []*Stream) {
+	windowEnd := run.rd.r.now().Add(run.rd.window)
 	for i, fd := range run.rtp {
-		run.socks = append(run.socks, &rawSocket{fd: fd, stream: streams[i]})
+		run.socks = append(run.socks, &rawSocket{fd: fd, stream: streams[i], stamped: run.stamped, toggleAt: windowEnd})
 	}
 	// A session's sockets share a shard, so its streams are read in the same sweep.
 	run.shard = run.rd.shards[int(run.rd.next.Add(1))%len(run.rd.shards)]
@@ -236,7 +264,7 @@ func (rd *sweepReader) clock() (now, wall time.Time) {
 // clock; wall, if not zero, is that instant on CLOCK_REALTIME, and a kernel receive timestamp k becomes the
 // arrival now + (k − wall): k itself when the two are one reading.
 func (sh *sweepShard) drain(s *rawSocket, now, wall time.Time) {
-	stamps, base := !wall.IsZero(), wall.UnixNano() // base: kernel timestamps are offsets from it (int64 math per packet)
+	stamps, base := sh.rd.stamping(s, now), wall.UnixNano() // base: kernel timestamps are offsets from it (int64 math per packet)
 	for {
 		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&sh.hdrs[0])),
 			sweepBatch, unix.MSG_DONTWAIT, 0, 0)
@@ -253,18 +281,42 @@ func (sh *sweepShard) drain(s *rawSocket, now, wall time.Time) {
 				continue
 			}
 			pkt := sh.packet(i)
+			measured := stamped && stamps
 			var arrival time.Time
-			if stamped && stamps {
+			if measured {
 				arrival = now.Add(time.Duration(sec*int64(time.Second) + nsec - base))
 			} else {
 				arrival = arrivalOf(pkt, last, now, sh.rd.interval)
 			}
-			sh.rd.r.handle(s.stream, pkt, arrival)
+			sh.rd.r.handle(s.stream, pkt, arrival, measured)
 		}
 		if int(n) < sweepBatch {
 			return
 		}
 	}
+}
+
+// stamping switches s's receive timestamps on or off when its sampling window opens or closes, and reports
+// whether the stamps of what this sweep reads from it are trusted.
+func (rd *sweepReader) stamping(s *rawSocket, now time.Time) bool {
+	if !rd.kernelTime {
+		return false
+	}
+	if rd.window < rd.every && !now.Before(s.toggleAt) {
+		on := !s.stamped
+		if setStamps(s.fd, on) == nil {
+			s.stamped = on
+		}
+		if on {
+			s.toggleAt = now.Add(rd.window)
+			// The sweep that switches them on reads what queued before, the next what came while the kernel
+			// may still have been switching its timestamps on: both are estimated.
+			s.trustFrom = now.Add(rd.interval + rd.interval/2)
+		} else {
+			s.toggleAt = now.Add(rd.every - rd.window)
+		}
+	}
+	return s.stamped && !now.Before(s.trustFrom)
 }
 
 func (sh *sweepShard) packet(i int) []byte {

@@ -232,6 +232,52 @@ func TestSweepJitterFromKernelTimestamps(t *testing.T) {
 	}
 }
 
+// TestSweepSamplesTimestamps: receive timestamps, and so jitter, are sampled in windows (500 ms of every
+// second here). A stream sends cleanly through the first window, then every other packet 20 ms late from
+// 650 ms on. Read just after 1 s, it shows the first window's jitter only: what came after the window closed
+// is placed (every packet is recorded) but not measured. The second window opens at 1.0–1.1 s and trusts
+// its stamps after a sweep and a half; by the end of the call (1.6 s) the lateness it saw shows.
+func TestSweepSamplesTimestamps(t *testing.T) {
+	const packets = 80
+	r, err := NewReceiver(Config{BindAddress: "127.0.0.1", PortMin: 47960, PortMax: 47979, SweepInterval: 100 * time.Millisecond,
+		TimestampWindow: 500 * time.Millisecond, TimestampEvery: time.Second}, WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStream(PayloadMap{})
+	m, err := r.Open([]*Stream{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s.SetSink(&fakeSink{base: time.Now()})
+	c := dialRTP(t, m.Ports()[0])
+	late := func(k int) time.Duration {
+		if k >= 33 { // 660 ms
+			return time.Duration(k%2) * 20 * time.Millisecond
+		}
+		return 0
+	}
+	probe := make(chan float64, 1)
+	time.AfterFunc(1150*time.Millisecond, func() { probe <- s.Quality().JitterMs })
+	if _, err := sendPaced(c, packets, late); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	m.Close()
+	midCall, end := <-probe, s.Quality().JitterMs
+	t.Logf("jitter at 1.15 s %.3f ms, at the end %.3f ms; %+v", midCall, end, s.Stats())
+	if midCall > 2 {
+		t.Errorf("jitter %.3f ms at 1.15 s: the late packets came after the first window closed and must not count", midCall)
+	}
+	if end < 6 {
+		t.Errorf("jitter %.3f ms at the end: the second window saw packets 20 ms late", end)
+	}
+	if st := s.Stats(); st.Received != packets || st.Dropped != 0 || st.Jumps != 0 {
+		t.Errorf("Stats() = %+v: want every packet placed, none dropped or re-anchored", st)
+	}
+}
+
 // TestSweepDropsWhatArrivedBeforeTheSink: the kernel's receive time decides which packets a sink gets.
 // Packets that came while a stream had no sink are dropped even when the sweep that reads them comes after
 // the sink was set, and those that came after are all kept, whatever their RTP timestamps say.

@@ -44,14 +44,18 @@ func patternJitter(im siptest.Impairment, n int) float64 {
 // 0.1 ms. Held to the pattern directly, the test would fail on the sender's timing, not on the SRS.
 //
 // The server reads RTP with the default reader (the sweep reader on Linux: each socket read every 100 ms,
-// five packets at a time), whose arrival times are the kernel's receive timestamps (rtp/README.md).
+// five packets at a time), whose arrival times are the kernel's receive timestamps (rtp/README.md), here
+// on every packet: by default they are sampled (2 s of every 10 s) and the SRS's jitter is that of the
+// packets in the windows, which the sender's jitter over all of them would not match to 1 ms. The sampling
+// itself is rtp's TestSweepSamplesTimestamps.
 func TestQualityFollowsInjectedImpairment(t *testing.T) {
 	calls := []impairedCall{
 		{"clean", siptest.Impairment{}},
 		{"5% loss", siptest.Impairment{Loss: 0.05}},
 		{"5% loss, 20 ms jitter", siptest.Impairment{Loss: 0.05, Jitter: 20 * time.Millisecond}},
 	}
-	mos := checkImpairedCalls(t, rtp.Config{BindAddress: "127.0.0.1", PortMin: 41000, PortMax: 41999}, calls)
+	mos := checkImpairedCalls(t, rtp.Config{BindAddress: "127.0.0.1", PortMin: 41000, PortMax: 41999,
+		TimestampWindow: time.Minute, TimestampEvery: time.Minute}, calls)
 	if !(mos[0] > mos[1] && mos[1] > mos[2]) {
 		t.Errorf("MOS %v for %s, %s, %s: want each lower than the one before", mos, calls[0].name, calls[1].name, calls[2].name)
 	}
