@@ -13,19 +13,19 @@ import (
 // frame by frame. Guarded by Recording.flushMu.
 type voiceActivity struct {
 	rate, nch int
-	frameLen  int             // samples per channel in a vad frame
-	dets      []*vad.Detector // by channel
-	energy    []int64         // by channel: the sum of squares of the current vad frame so far
-	fill      int             // samples per channel in the current frame so far
-	samples   int64           // per channel, analysed
-	talkOver  int64           // frames in which two or more channels speak
-	anyone    vad.Stats       // a frame is speech when any channel speaks: its silence is mutual silence
+	frameLen  int            // samples per channel in a vad frame
+	dets      []vad.Detector // by channel, side by side: every frame touches them all
+	energy    []int64        // by channel: the sum of squares of the current vad frame so far
+	fill      int            // samples per channel in the current frame so far
+	samples   int64          // per channel, analysed
+	talkOver  int64          // frames in which two or more channels speak
+	anyone    vad.Stats      // a frame is speech when any channel speaks: its silence is mutual silence
 }
 
 func newVoiceActivity(rate, nch int) *voiceActivity {
-	v := &voiceActivity{rate: rate, nch: nch, dets: make([]*vad.Detector, nch), energy: make([]int64, nch)}
+	v := &voiceActivity{rate: rate, nch: nch, dets: make([]vad.Detector, nch), energy: make([]int64, nch)}
 	for c := range v.dets {
-		v.dets[c] = vad.New(rate)
+		v.dets[c] = *vad.New(rate)
 	}
 	v.frameLen = v.dets[0].FrameLen()
 	return v
@@ -76,8 +76,8 @@ func (v *voiceActivity) advance(k int) {
 	}
 	v.fill = 0
 	speaking, decided := 0, false
-	for c, d := range v.dets {
-		speech, ok := d.FrameEnergy(v.energy[c], v.frameLen)
+	for c := range v.dets {
+		speech, ok := v.dets[c].FrameEnergy(v.energy[c], v.frameLen)
 		v.energy[c] = 0
 		decided = ok // the same for every channel: they are fed in step
 		if speech {
@@ -104,8 +104,8 @@ func (v *voiceActivity) count(speaking int) {
 func (v *voiceActivity) finish(a *Analytics) {
 	for {
 		speaking, decided := 0, false
-		for _, d := range v.dets {
-			speech, ok := d.Drain()
+		for c := range v.dets {
+			speech, ok := v.dets[c].Drain()
 			decided = ok
 			if speech {
 				speaking++

@@ -60,6 +60,7 @@ type sweepReader struct {
 	interval      time.Duration
 	kernelTime    bool          // ask the kernel for receive timestamps (the receiver's clock is the real one)
 	window, every time.Duration // the stamps' sampling
+	epoch         time.Time     // sampling times are durations since, on the receiver's clock
 	shards        []*sweepShard
 	next          atomic.Uint32
 }
@@ -79,15 +80,16 @@ type rawSocket struct {
 	fd     int
 	stream *Stream
 
-	// Receive timestamps (kernelTime only), changed by the sweeps.
-	stamped   bool      // SO_TIMESTAMPNS is set
-	toggleAt  time.Time // when the sampling window next opens or closes
-	trustFrom time.Time // stamps read before this are not trusted (they were switched back on)
+	// Receive timestamps (kernelTime only), changed by the sweeps. Times are since the reader's epoch: a
+	// sweep compares them for every socket, and a rawSocket should stay within a cache line.
+	stamped   bool
+	toggleAt  time.Duration // when the sampling window next opens or closes
+	trustFrom time.Duration // stamps read before this are not trusted (they were switched back on)
 }
 
 func newSweepReader(r *Receiver, interval time.Duration, shards int) *sweepReader {
 	rd := &sweepReader{r: r, interval: interval, kernelTime: r.realClock && !r.cfg.EstimateArrivals,
-		window: r.cfg.TimestampWindow, every: r.cfg.TimestampEvery}
+		window: r.cfg.TimestampWindow, every: r.cfg.TimestampEvery, epoch: r.now()}
 	for range shards {
 		sh := &sweepShard{rd: rd, bufs: make([]byte, sweepBatch*sweepBufSize)}
 		for i := range sh.hdrs {
@@ -162,7 +164,7 @@ func bindRaw(addr netip.Addr, port int) (int, error) {
 }
 
 func (run *sweepRun) start(streams []*Stream) {
-	windowEnd := run.rd.r.now().Add(run.rd.window)
+	windowEnd := run.rd.r.now().Sub(run.rd.epoch) + run.rd.window
 	for i, fd := range run.rtp {
 		run.socks = append(run.socks, &rawSocket{fd: fd, stream: streams[i], stamped: run.stamped, toggleAt: windowEnd})
 	}
@@ -274,7 +276,11 @@ func (sh *sweepShard) drain(s *rawSocket, now, wall time.Time) {
 		last := sh.packet(int(n) - 1)
 		for i := range int(n) {
 			h := &sh.hdrs[i].hdr
-			sec, nsec, stamped := rxTimestamp(sh.bufs[i*sweepBufSize : i*sweepBufSize+min(int(h.Controllen), sweepCtrlSize)])
+			var sec, nsec int64
+			var stamped bool
+			if stamps {
+				sec, nsec, stamped = rxTimestamp(sh.bufs[i*sweepBufSize : i*sweepBufSize+min(int(h.Controllen), sweepCtrlSize)])
+			}
 			h.SetControllen(sweepCtrlSize) // recvmmsg set it to what it wrote
 			if h.Flags&unix.MSG_TRUNC != 0 {
 				s.stream.countDropped()
@@ -302,21 +308,22 @@ func (rd *sweepReader) stamping(s *rawSocket, now time.Time) bool {
 	if !rd.kernelTime {
 		return false
 	}
-	if rd.window < rd.every && !now.Before(s.toggleAt) {
+	t := now.Sub(rd.epoch)
+	if t >= s.toggleAt && rd.window < rd.every {
 		on := !s.stamped
 		if setStamps(s.fd, on) == nil {
 			s.stamped = on
 		}
 		if on {
-			s.toggleAt = now.Add(rd.window)
+			s.toggleAt = t + rd.window
 			// The sweep that switches them on reads what queued before, the next what came while the kernel
 			// may still have been switching its timestamps on: both are estimated.
-			s.trustFrom = now.Add(rd.interval + rd.interval/2)
+			s.trustFrom = t + rd.interval + rd.interval/2
 		} else {
-			s.toggleAt = now.Add(rd.every - rd.window)
+			s.toggleAt = t + rd.every - rd.window
 		}
 	}
-	return s.stamped && !now.Before(s.trustFrom)
+	return s.stamped && t >= s.trustFrom
 }
 
 func (sh *sweepShard) packet(i int) []byte {

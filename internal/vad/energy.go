@@ -16,6 +16,9 @@ func SumSquares(b []byte) int64 {
 	var sum int64
 	if n := len(b) &^ (simdBlock - 1); useSIMD && n > 0 {
 		sum = sumSquaresAVX2(b[:n])
+		if n == len(b) {
+			return sum // a 10 ms frame at 8 or 16 kHz: no tail
+		}
 		b = b[n:]
 	}
 	return sum + sumSquaresGo(b)
@@ -26,6 +29,9 @@ func SumSquares(b []byte) int64 {
 func SumSquaresStereo(b []byte) (left, right int64) {
 	if n := len(b) &^ (simdBlock - 1); useSIMD && n > 0 {
 		left, right = sumSquaresStereoAVX2(b[:n])
+		if n == len(b) {
+			return left, right
+		}
 		b = b[n:]
 	}
 	l, r := sumSquaresStereoGo(b)
