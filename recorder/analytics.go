@@ -20,10 +20,21 @@ type voiceActivity struct {
 	samples   int64          // per channel, analysed
 	talkOver  int64          // frames in which two or more channels speak
 	anyone    vad.Stats      // a frame is speech when any channel speaks: its silence is mutual silence
+
+	// The detectors and sums of one or two channels, nearly every recording, live here, in the same
+	// allocation: each flush of each recording touches all of it, and with a thousand recordings flushed in
+	// turn it is rarely in cache. One block of lines is fetched faster than three scattered ones.
+	detStore    [2]vad.Detector
+	energyStore [2]int64
 }
 
 func newVoiceActivity(rate, nch int) *voiceActivity {
-	v := &voiceActivity{rate: rate, nch: nch, dets: make([]vad.Detector, nch), energy: make([]int64, nch)}
+	v := &voiceActivity{rate: rate, nch: nch}
+	if nch <= len(v.detStore) {
+		v.dets, v.energy = v.detStore[:nch], v.energyStore[:nch]
+	} else {
+		v.dets, v.energy = make([]vad.Detector, nch), make([]int64, nch)
+	}
 	for c := range v.dets {
 		v.dets[c] = *vad.New(rate)
 	}

@@ -631,13 +631,14 @@ func (rec *Recording) flush(mode flushMode, to int64) error {
 
 	var err error
 	if data != nil {
-		err = rec.write(from, to, *data)
 		if rec.voice != nil {
-			// Outside mu, like the disk write: writers never wait for the analysis. What lies past the data is
-			// a hole in the file, silence.
+			// Outside mu, like the disk write: writers never wait for the analysis. Before the write, while take
+			// has just left the bytes in cache (the write's copy into the page cache evicts them). What lies past
+			// the data is a hole in the file, silence.
 			rec.voice.write(*data)
 			rec.voice.silence(to - from - int64(len(*data)/(rec.nch*bytesPerSample)))
 		}
+		err = rec.write(from, to, *data)
 		rec.r.bufs.Put(data)
 	}
 	if mode == flushFinal {

@@ -37,7 +37,7 @@ type Config struct {
 // DefaultConfig is the embedded default: loopback, ports 20000-29999, swept every 100 ms where possible.
 func DefaultConfig() Config {
 	return Config{BindAddress: "127.0.0.1", PortMin: 20000, PortMax: 29999, Reader: defaultReader, SweepInterval: 100 * time.Millisecond,
-		TimestampWindow: 2 * time.Second, TimestampEvery: 10 * time.Second}
+		TimestampWindow: time.Second, TimestampEvery: 10 * time.Second}
 }
 
 // Validate reports every problem at once.

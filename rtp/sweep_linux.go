@@ -3,6 +3,7 @@
 package rtp
 
 import (
+	"math"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -84,7 +85,7 @@ type rawSocket struct {
 	// sweep compares them for every socket, and a rawSocket should stay within a cache line.
 	stamped   bool
 	toggleAt  time.Duration // when the sampling window next opens or closes
-	trustFrom time.Duration // stamps read before this are not trusted (they were switched back on)
+	trustFrom time.Duration // stamps read before this are not trusted (they were switched back on); the first window's all are
 }
 
 func newSweepReader(r *Receiver, interval time.Duration, shards int) *sweepReader {
@@ -166,7 +167,8 @@ func bindRaw(addr netip.Addr, port int) (int, error) {
 func (run *sweepRun) start(streams []*Stream) {
 	windowEnd := run.rd.r.now().Sub(run.rd.epoch) + run.rd.window
 	for i, fd := range run.rtp {
-		run.socks = append(run.socks, &rawSocket{fd: fd, stream: streams[i], stamped: run.stamped, toggleAt: windowEnd})
+		run.socks = append(run.socks, &rawSocket{fd: fd, stream: streams[i], stamped: run.stamped, toggleAt: windowEnd,
+			trustFrom: math.MinInt64})
 	}
 	// A session's sockets share a shard, so its streams are read in the same sweep.
 	run.shard = run.rd.shards[int(run.rd.next.Add(1))%len(run.rd.shards)]

@@ -22,7 +22,9 @@ import (
 
 func newSweepReceiver(t testing.TB, min, max int, interval time.Duration, opts ...ReceiverOption) *Receiver {
 	t.Helper()
-	r, err := NewReceiver(Config{BindAddress: "127.0.0.1", PortMin: min, PortMax: max, Reader: "sweep", SweepInterval: interval},
+	// Kernel timestamps on every packet: sampling them is TestSweepSamplesTimestamps's.
+	r, err := NewReceiver(Config{BindAddress: "127.0.0.1", PortMin: min, PortMax: max, Reader: "sweep", SweepInterval: interval,
+		TimestampWindow: time.Hour, TimestampEvery: time.Hour},
 		append([]ReceiverOption{WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)

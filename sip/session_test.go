@@ -45,7 +45,7 @@ func patternJitter(im siptest.Impairment, n int) float64 {
 //
 // The server reads RTP with the default reader (the sweep reader on Linux: each socket read every 100 ms,
 // five packets at a time), whose arrival times are the kernel's receive timestamps (rtp/README.md), here
-// on every packet: by default they are sampled (2 s of every 10 s) and the SRS's jitter is that of the
+// on every packet: by default they are sampled (1 s of every 10 s) and the SRS's jitter is that of the
 // packets in the windows, which the sender's jitter over all of them would not match to 1 ms. The sampling
 // itself is rtp's TestSweepSamplesTimestamps.
 func TestQualityFollowsInjectedImpairment(t *testing.T) {
