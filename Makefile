@@ -3,6 +3,8 @@
 #   make bench BENCH_DURATION=10s                     shorter steady state per row (default 30s)
 #   make bench BENCH_CALLS="250 500" BENCH_AUDIOHOOK= only some rows
 # Other knobs (see scripts/bench): BENCH_RATE, BENCH_AUDIOHOOK_RATE, BENCH_TRANSPORT, BENCH_OUT, BENCH_ARGS.
+# make bench-analytics: what the call analytics cost, two servers side by side (scripts/bench-analytics;
+#   ANALYTICS_ROUNDS, ANALYTICS_CALLS, ANALYTICS_DURATION).
 
 GO ?= go
 BENCH_DURATION ?= 30s
@@ -15,10 +17,13 @@ BENCH_OUT ?= bench-results.md
 BENCH_ARGS ?=
 export BENCH_DURATION BENCH_CALLS BENCH_AUDIOHOOK BENCH_RATE BENCH_AUDIOHOOK_RATE BENCH_TRANSPORT BENCH_OUT BENCH_ARGS
 
-.PHONY: bench build siphook siphook-load
+.PHONY: bench bench-analytics build siphook siphook-load
 
 bench: build
 	scripts/bench
+
+bench-analytics: build
+	scripts/bench-analytics
 
 build: siphook siphook-load
 

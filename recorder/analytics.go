@@ -45,11 +45,14 @@ func newVoiceActivity(rate, nch int) *voiceActivity {
 // write analyses interleaved little-endian frames, as flush writes them to the file. Each channel's samples
 // are summed where they lie: no copy.
 func (v *voiceActivity) write(data []byte) {
-	if v.nch == 2 {
-		data = v.stereoFrames(data)
-	}
 	align := v.nch * bytesPerSample
 	for frames := len(data) / align; frames > 0; {
+		if v.nch == 2 && v.fill == 0 && frames >= v.frameLen {
+			rest := v.stereoFrames(data)
+			frames -= (len(data) - len(rest)) / align
+			data = rest
+			continue
+		}
 		k := min(v.frameLen-v.fill, frames) // up to the end of the vad frame
 		chunk := data[:k*align]
 		data = data[k*align:]
@@ -71,13 +74,10 @@ func (v *voiceActivity) write(data []byte) {
 	}
 }
 
-// stereoFrames analyses the whole vad frames at the start of data, if no frame is begun, and returns the
+// stereoFrames analyses the whole vad frames at the start of data, no frame being begun, and returns the
 // rest: the common case (two channels, a flush of many frames) in one loop without write's bookkeeping.
 func (v *voiceActivity) stereoFrames(data []byte) []byte {
 	size := v.frameLen * 2 * bytesPerSample
-	if v.fill != 0 || len(data) < size {
-		return data
-	}
 	left, right := &v.dets[0], &v.dets[1]
 	n := 0
 	for ; len(data) >= size; data = data[size:] {
