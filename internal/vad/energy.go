@@ -61,11 +61,7 @@ func SumSquaresStride(b []byte, stride, n int) int64 {
 func sumSquaresGo(b []byte) int64 {
 	var x0, x1, x2, x3 int64
 	for len(b) >= 16 {
-		c := b[:16:16]
-		s0, s1 := int64(int16(binary.LittleEndian.Uint16(c))), int64(int16(binary.LittleEndian.Uint16(c[2:])))
-		s2, s3 := int64(int16(binary.LittleEndian.Uint16(c[4:]))), int64(int16(binary.LittleEndian.Uint16(c[6:])))
-		s4, s5 := int64(int16(binary.LittleEndian.Uint16(c[8:]))), int64(int16(binary.LittleEndian.Uint16(c[10:])))
-		s6, s7 := int64(int16(binary.LittleEndian.Uint16(c[12:]))), int64(int16(binary.LittleEndian.Uint16(c[14:])))
+		s0, s1, s2, s3, s4, s5, s6, s7 := eightSamples(b)
 		x0 += s0*s0 + s4*s4
 		x1 += s1*s1 + s5*s5
 		x2 += s2*s2 + s6*s6
@@ -83,11 +79,7 @@ func sumSquaresGo(b []byte) int64 {
 func sumSquaresStereoGo(b []byte) (left, right int64) {
 	var l0, r0, l1, r1 int64
 	for len(b) >= 16 {
-		c := b[:16:16]
-		s0, s1 := int64(int16(binary.LittleEndian.Uint16(c))), int64(int16(binary.LittleEndian.Uint16(c[2:])))
-		s2, s3 := int64(int16(binary.LittleEndian.Uint16(c[4:]))), int64(int16(binary.LittleEndian.Uint16(c[6:])))
-		s4, s5 := int64(int16(binary.LittleEndian.Uint16(c[8:]))), int64(int16(binary.LittleEndian.Uint16(c[10:])))
-		s6, s7 := int64(int16(binary.LittleEndian.Uint16(c[12:]))), int64(int16(binary.LittleEndian.Uint16(c[14:])))
+		s0, s1, s2, s3, s4, s5, s6, s7 := eightSamples(b)
 		l0 += s0*s0 + s4*s4
 		r0 += s1*s1 + s5*s5
 		l1 += s2*s2 + s6*s6
@@ -100,4 +92,13 @@ func sumSquaresStereoGo(b []byte) (left, right int64) {
 		r0 += s1 * s1
 	}
 	return l0 + l1, r0 + r1
+}
+
+// eightSamples reads the first eight little-endian samples of b, which holds at least 16 bytes.
+func eightSamples(b []byte) (s0, s1, s2, s3, s4, s5, s6, s7 int64) {
+	c := b[:16:16]
+	return int64(int16(binary.LittleEndian.Uint16(c))), int64(int16(binary.LittleEndian.Uint16(c[2:]))),
+		int64(int16(binary.LittleEndian.Uint16(c[4:]))), int64(int16(binary.LittleEndian.Uint16(c[6:]))),
+		int64(int16(binary.LittleEndian.Uint16(c[8:]))), int64(int16(binary.LittleEndian.Uint16(c[10:]))),
+		int64(int16(binary.LittleEndian.Uint16(c[12:]))), int64(int16(binary.LittleEndian.Uint16(c[14:])))
 }

@@ -2,6 +2,14 @@
 
 #include "textflag.h"
 
+// HSUM adds the four 64-bit lanes of Y (its low half is X; T is a scratch X register) into R.
+#define HSUM(Y, X, T, R) \
+	VEXTRACTI128 $1, Y, T \
+	VPADDQ       T, X, X  \
+	VPSHUFD      $0x4e, X, T \
+	VPADDQ       T, X, X  \
+	VMOVQ        X, R
+
 // VPMADDWD multiplies 16-bit pairs and adds each pair's two products into a 32-bit lane. Two squares add up
 // to at most 2^31 (both samples −32768), which fits the lane read as unsigned, so lanes are zero-extended to
 // 64 bits (unpacked with a zero register) before they are summed.
@@ -35,13 +43,9 @@ mono_loop:
 	JNZ        mono_loop
 
 mono_sum:
-	VPADDQ       Y9, Y8, Y8
-	VEXTRACTI128 $1, Y8, X9
-	VPADDQ       X9, X8, X8
-	VPSHUFD      $0x4e, X8, X9
-	VPADDQ       X9, X8, X8
-	VMOVQ        X8, AX
-	MOVQ         AX, ret+24(FP)
+	VPADDQ Y9, Y8, Y8
+	HSUM(Y8, X8, X9, AX)
+	MOVQ   AX, ret+24(FP)
 	VZEROUPPER
 	RET
 
@@ -90,19 +94,11 @@ stereo_loop:
 	JNZ        stereo_loop
 
 stereo_sum:
-	VPADDQ       Y9, Y8, Y8
-	VEXTRACTI128 $1, Y8, X9
-	VPADDQ       X9, X8, X8
-	VPSHUFD      $0x4e, X8, X9
-	VPADDQ       X9, X8, X8
-	VMOVQ        X8, AX
-	MOVQ         AX, left+24(FP)
-	VPADDQ       Y11, Y10, Y10
-	VEXTRACTI128 $1, Y10, X11
-	VPADDQ       X11, X10, X10
-	VPSHUFD      $0x4e, X10, X11
-	VPADDQ       X11, X10, X10
-	VMOVQ        X10, AX
-	MOVQ         AX, right+32(FP)
+	VPADDQ Y9, Y8, Y8
+	HSUM(Y8, X8, X9, AX)
+	MOVQ   AX, left+24(FP)
+	VPADDQ Y11, Y10, Y10
+	HSUM(Y10, X10, X11, AX)
+	MOVQ   AX, right+32(FP)
 	VZEROUPPER
 	RET
