@@ -127,12 +127,17 @@ type Stream struct {
 	payloads PayloadMap
 	sink     Sink // nil: not recording, packets are dropped
 	rate     int  // the sink's sample rate
-	// Packets that arrived before the sink was set are dropped: a sweep reads a socket after the fact, and
-	// what sat there while recording was off (a customer on hold) must not be recorded when it resumes.
-	now        func() time.Time // the receiver's arrival clock, set by Receiver.Open; nil: no such check
-	acceptFrom time.Time
-	srtp       *Decrypter
-	stats      Stats
+	// Packets that arrived before the sink was set are not recorded: a sweep reads a socket after the fact,
+	// and what sat there while recording was off (a customer on hold) must not be recorded when it resumes.
+	// SetSink has the reader handle what its socket holds first (drainQueued, set by the sweep reader), under
+	// the state it arrived in; a packet whose measured arrival is before acceptFrom is dropped too (it came
+	// while the sink changed). Estimated arrivals are not checked: they can be a packet off either way, and
+	// the drain has already taken everything that came before.
+	now         func() time.Time // the receiver's arrival clock, set by Receiver.Open; nil: no such check
+	drainQueued func()
+	acceptFrom  time.Time
+	srtp        *Decrypter
+	stats       Stats
 
 	anchored   bool
 	ssrc       uint32
@@ -163,6 +168,12 @@ func (s *Stream) setClock(now func() time.Time) {
 	s.mu.Unlock()
 }
 
+func (s *Stream) setDrainQueued(drain func()) {
+	s.mu.Lock()
+	s.drainQueued = drain
+	s.mu.Unlock()
+}
+
 // SetPayloads replaces the payload map (an SDP renegotiation).
 func (s *Stream) SetPayloads(p PayloadMap) {
 	s.mu.Lock()
@@ -173,6 +184,13 @@ func (s *Stream) SetPayloads(p PayloadMap) {
 // SetSink starts (sink != nil) or stops (nil) recording. A new sink re-anchors the timeline and takes only
 // packets that arrive from now on.
 func (s *Stream) SetSink(sink Sink) {
+	s.mu.Lock()
+	drain := s.drainQueued
+	changed := sink != s.sink
+	s.mu.Unlock()
+	if changed && drain != nil {
+		drain() // outside mu: the reader takes its own lock, then mu for each packet
+	}
 	s.mu.Lock()
 	if sink != s.sink {
 		s.anchored = false
@@ -254,7 +272,7 @@ func (s *Stream) handlePacket(b []byte, arrival time.Time, measured bool) {
 		s.q.decryptFailing = false
 		b = plain
 	}
-	if s.sink == nil || arrival.Before(s.acceptFrom) || s.pkt.Unmarshal(b) != nil || s.pkt.Version != 2 {
+	if s.sink == nil || (measured && arrival.Before(s.acceptFrom)) || s.pkt.Unmarshal(b) != nil || s.pkt.Version != 2 {
 		s.stats.Dropped++
 		return
 	}

@@ -81,6 +81,8 @@ type rawSocket struct {
 	fd     int
 	stream *Stream
 
+	removed bool // by the shard, under its mu: fd may already be another socket's
+
 	// Receive timestamps (kernelTime only), changed by the sweeps. Times are since the reader's epoch: a
 	// sweep compares them for every socket, and a rawSocket should stay within a cache line.
 	stamped   bool
@@ -172,6 +174,9 @@ func (run *sweepRun) start(streams []*Stream) {
 	}
 	// A session's sockets share a shard, so its streams are read in the same sweep.
 	run.shard = run.rd.shards[int(run.rd.next.Add(1))%len(run.rd.shards)]
+	for i, s := range run.socks {
+		streams[i].setDrainQueued(func() { run.shard.drainNow(s) })
+	}
 	run.shard.add(run.socks)
 }
 
@@ -208,6 +213,7 @@ func (sh *sweepShard) remove(socks []*rawSocket) {
 	now, wall := sh.rd.clock()
 	for _, s := range socks {
 		sh.drain(s, now, wall)
+		s.removed = true
 	}
 	sh.socks = deleteSockets(sh.socks, socks)
 }
@@ -228,6 +234,18 @@ func deleteSockets(list, gone []*rawSocket) []*rawSocket {
 	}
 	clear(list[len(out):])
 	return out
+}
+
+// drainNow reads what s holds at once, out of turn: a stream about to change sinks has what arrived before
+// the change handled under the old one.
+func (sh *sweepShard) drainNow(s *rawSocket) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.removed {
+		return
+	}
+	now, wall := sh.rd.clock()
+	sh.drain(s, now, wall)
 }
 
 // run sweeps every interval until the shard has no sockets left.

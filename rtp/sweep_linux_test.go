@@ -280,35 +280,49 @@ func TestSweepSamplesTimestamps(t *testing.T) {
 	}
 }
 
-// TestSweepDropsWhatArrivedBeforeTheSink: the kernel's receive time decides which packets a sink gets.
-// Packets that came while a stream had no sink are dropped even when the sweep that reads them comes after
-// the sink was set, and those that came after are all kept, whatever their RTP timestamps say.
+// TestSweepDropsWhatArrivedBeforeTheSink: packets that came while a stream had no sink are dropped even when
+// the sweep that would read them comes after the sink is set, and those that came after are all kept,
+// whatever their RTP timestamps say. SetSink has the socket drained first, under the old state, so this
+// holds whether arrivals are the kernel's stamps or estimates (which can be a packet off: here the packets
+// go out in bursts, 20 ms apart by their timestamps, so an estimate would put the first after the sink a
+// packet before it).
 func TestSweepDropsWhatArrivedBeforeTheSink(t *testing.T) {
-	r := newSweepReceiver(t, 47950, 47999, time.Second) // no sweep during the test: Close reads everything
-	st := NewStream(PayloadMap{})
-	m, err := r.Open([]*Stream{st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := dialRTP(t, m.Ports()[0])
-	seq := 0
-	send := func(n int) {
-		for range n {
-			if _, err := c.Write(rtpBytes(0, uint16(seq), uint32(160*seq), testSSRC, make([]byte, 160))); err != nil {
+	for _, tc := range []struct {
+		name string
+		port int
+		opts []ReceiverOption
+	}{
+		{"kernel timestamps", 47950, nil},
+		{"estimated arrivals", 47970, []ReceiverOption{WithClock(time.Now)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newSweepReceiver(t, tc.port, tc.port+19, time.Second, tc.opts...) // no sweep during the test
+			st := NewStream(PayloadMap{})
+			m, err := r.Open([]*Stream{st})
+			if err != nil {
 				t.Fatal(err)
 			}
-			seq++
-		}
-	}
-	send(5) // on hold: no sink
-	time.Sleep(20 * time.Millisecond)
-	st.SetSink(discardSink{})
-	time.Sleep(time.Millisecond)
-	send(3)
-	time.Sleep(20 * time.Millisecond) // let loopback deliver (the count is the assertion, not the timing)
-	m.Close()
-	if got := st.Stats(); got.Dropped != 5 || got.Received != 3 {
-		t.Errorf("Stats() = %+v, want the 5 packets from before the sink dropped and the 3 after it received", got)
+			c := dialRTP(t, m.Ports()[0])
+			seq := 0
+			send := func(n int) {
+				for range n {
+					if _, err := c.Write(rtpBytes(0, uint16(seq), uint32(160*seq), testSSRC, make([]byte, 160))); err != nil {
+						t.Fatal(err)
+					}
+					seq++
+				}
+			}
+			send(5) // on hold: no sink
+			time.Sleep(20 * time.Millisecond)
+			st.SetSink(discardSink{})
+			time.Sleep(time.Millisecond)
+			send(3)
+			time.Sleep(20 * time.Millisecond) // let loopback deliver (the count is the assertion, not the timing)
+			m.Close()
+			if got := st.Stats(); got.Dropped != 5 || got.Received != 3 {
+				t.Errorf("Stats() = %+v, want the 5 packets from before the sink dropped and the 3 after it received", got)
+			}
+		})
 	}
 }
 

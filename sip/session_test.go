@@ -39,9 +39,10 @@ func patternJitter(im siptest.Impairment, n int) float64 {
 // and the MOS estimate falls as the impairment grows.
 //
 // Jitter is held to 1 ms of what the sender actually sent (siptest's SentJitter: the RFC 3550 jitter of its
-// send times), and what it sent to 2 ms of what its pattern implies. The difference between the two is the
-// sender's timer waking late (0.5–1 ms under -race on a busy machine); loopback and the receiver add under
-// 0.1 ms. Held to the pattern directly, the test would fail on the sender's timing, not on the SRS.
+// send times), and what it sent to 3 ms of what its pattern implies. The difference between the two is the
+// sender's timer waking late (0.5–1 ms under -race on a busy machine, 2.1 ms once in CI with the rest of the
+// suite running); loopback and the receiver add under 0.1 ms. Held to the pattern directly, the test would
+// fail on the sender's timing, not on the SRS.
 //
 // The server reads RTP with the default reader (the sweep reader on Linux: each socket read every 100 ms,
 // five packets at a time), whose arrival times are the kernel's receive timestamps (rtp/README.md), here
@@ -112,7 +113,7 @@ func checkImpairedCalls(t *testing.T, mcfg rtp.Config, calls []impairedCall) []f
 			if math.Abs(st.JitterMs-sent) > 1 {
 				t.Errorf("%s, channel %d: jitter %.2f ms, the packets were sent with %.2f ms", c.name, channel, st.JitterMs, sent)
 			}
-			if math.Abs(sent-pattern) > 2 {
+			if math.Abs(sent-pattern) > 3 {
 				t.Errorf("%s, channel %d: the sender's jitter %.2f ms strays from its pattern's %.2f ms", c.name, channel, sent, pattern)
 			}
 			lowest = min(lowest, st.MOS)
